@@ -209,7 +209,7 @@ struct ocr_fd_record {
   uint32_t kind;   /* enum ocr_fd_kind */
   uint32_t flags;  /* open flags from F_GETFL */
   uint32_t fd_flags; /* FD_CLOEXEC */
-  int64_t offset;
+  int64_t offset;  /* file offset; -1 when the descriptor has none (tty, pipe, socket) */
   uint64_t size;   /* size at checkpoint (regular files) */
   uint64_t dev, ino;
   uint32_t path_len; /* bytes of path (readlink of /proc/self/fd/N) following */

@@ -1,1 +1,409 @@
-// placeholder during bring-up
+// Loader of ompi-cr-restore (see restore_loader.h). Everything that can fail is checked
+// here, before the first irreversible step; the blob then only executes the plan.
+#include "crs/restore_loader.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/personality.h>
+#include <sys/rseq.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory_resource>
+#include <vector>
+
+#include "crs/file_identity.h"
+#include "crs/image_reader.h"
+#include "crs/kernel_state.h"
+#include "crs/proc_maps.h"
+#include "crs/restore_plan.h"
+
+extern "C" const char ocr_restorer_blob_start[];
+extern "C" const char ocr_restorer_blob_end[];
+
+namespace ocr {
+namespace {
+
+constexpr uint64_t kPage = 4096;
+constexpr uint64_t kTaskTop = 0x7ffffffff000ull;
+constexpr uint64_t kThreadStack = 64 * 1024;
+constexpr uint64_t kMainStack = 256 * 1024;
+constexpr uint64_t kStackGuardGap = 1ull << 20;  // the kernel keeps 1 MiB below a stack free
+
+uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
+
+std::string errno_str(int e) { return strerror(e); }
+
+struct Special {
+  uint64_t start, end;
+  std::string name;
+};
+
+// The loader's own [vvar], [vvar_vclock], [vdso] in address order.
+std::vector<Special> current_specials() {
+  std::vector<Special> out;
+  std::pmr::unsynchronized_pool_resource pool;
+  int err = 0;
+  std::string_view text = read_whole_file("/proc/self/maps", &pool, &err);
+  std::pmr::vector<MapEntry> maps(&pool);
+  const char* perr = nullptr;
+  if (text.empty() || parse_proc_maps(text, maps, &perr) != 0) return out;
+  for (const MapEntry& m : maps)
+    if (m.path == "[vvar]" || m.path == "[vvar_vclock]" || m.path == "[vdso]")
+      out.push_back({m.start, m.end, std::string(m.path)});
+  return out;
+}
+
+// Puts fd at a number >= floor and closes the original.
+int lift_fd(int fd, int floor) {
+  int n = fcntl(fd, F_DUPFD_CLOEXEC, floor);
+  int e = errno;
+  close(fd);
+  errno = e;
+  return n;
+}
+
+class PlanBuilder {
+ public:
+  template <typename T>
+  uint64_t add_array(const std::vector<T>& v) {
+    uint64_t off = align_up(bytes_.size(), 16);
+    bytes_.resize(off + v.size() * sizeof(T));
+    if (!v.empty()) memcpy(bytes_.data() + off, v.data(), v.size() * sizeof(T));
+    return off;
+  }
+  std::vector<char>& bytes() { return bytes_; }
+
+ private:
+  std::vector<char> bytes_;
+};
+
+}  // namespace
+
+bool restore_process(const std::string& image_path, const RestoreOptions& opt, std::string* error) {
+  Image img;
+  ReadOptions ro;
+  if (!read_image(image_path, ro, &img, error)) return false;
+  auto fail = [&](const std::string& msg) {
+    *error = image_path + ": " + msg;
+    return false;
+  };
+
+  // The CPU must be able to take back the register state the signal frames hold.
+  const uint64_t have = cpu_xfeatures();
+  if (img.header.xfeatures & ~have) {
+    char b[160];
+    snprintf(b, sizeof b, "needs CPU state features 0x%llx that this CPU lacks (it has 0x%llx)",
+             static_cast<unsigned long long>(img.header.xfeatures),
+             static_cast<unsigned long long>(have));
+    return fail(b);
+  }
+  if (img.header.xsave_size > cpu_xsave_size()) return fail("extended CPU state larger than this CPU's");
+
+  for (const ImageFile& f : img.files) {
+    std::string why;
+    if (!same_file_identity(f.path, f.rec, &why))
+      return fail("mapped file " + f.path + " changed since the checkpoint (" + why + ")");
+  }
+  if (img.cwd.empty() || access(img.cwd.c_str(), X_OK) != 0)
+    return fail("working directory " + img.cwd + " is not accessible");
+
+  // The kernel's special mappings move to where the restored libc expects them; that only
+  // works with the same kernel's vdso.
+  std::vector<Special> cur = current_specials();
+  std::vector<ocr_plan_special> specials;
+  const ocr_process_record& pr = img.process;
+  if (pr.vdso_start) {
+    uint64_t cur_vvar = 0, cur_vdso = 0, cur_end = 0;
+    for (const Special& s : cur) {
+      if (!cur_vvar || s.start < cur_vvar) cur_vvar = s.start;
+      if (s.name == "[vdso]") {
+        cur_vdso = s.start;
+        cur_end = s.end;
+      }
+    }
+    if (!cur_vdso) return fail("this system maps no vdso, the checkpointed process had one");
+    const uint64_t saved_vvar = pr.vvar_start ? pr.vvar_start : pr.vdso_start;
+    if (cur_vdso - cur_vvar != pr.vdso_start - saved_vvar ||
+        cur_end - cur_vvar != pr.vdso_group_end - saved_vvar ||
+        XXH3_64bits(reinterpret_cast<const void*>(cur_vdso), cur_end - cur_vdso) != pr.vdso_hash)
+      return fail("the running kernel's vdso differs from the checkpointed one (another kernel)");
+    for (const Special& s : cur) specials.push_back({s.start, s.end, saved_vvar + (s.start - cur_vvar)});
+  }
+
+  // Files: descriptors the program had (0-2 are always ompi-restart's own), files to map.
+  std::vector<ocr_plan_fd> fds;
+  std::vector<int> to_close;
+  int max_target = 2;
+  for (const ImageFd& f : img.fds) max_target = std::max(max_target, f.rec.fd);
+  const int floor = max_target + 1 < 64 ? 64 : max_target + 1;
+  auto cleanup = [&]() {
+    for (int fd : to_close) close(fd);
+  };
+  for (const ImageFd& f : img.fds) {
+    if (f.rec.fd <= 2) continue;
+    if (f.rec.kind == OCR_FD_UNSUPPORTED) {
+      if (opt.verbose)
+        fprintf(stderr, "ompi-cr-restore: fd %d (%s) is not a file and stays closed\n", f.rec.fd,
+                f.path.c_str());
+      continue;
+    }
+    int flags = static_cast<int>(f.rec.flags) & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY);
+    if (f.rec.kind == OCR_FD_DIRECTORY) flags = O_RDONLY | O_DIRECTORY;
+    int fd = open(f.path.c_str(), flags | O_CLOEXEC);
+    if (fd < 0) {
+      int e = errno;
+      cleanup();
+      return fail("cannot reopen " + f.path + " for fd " + std::to_string(f.rec.fd) + ": " + errno_str(e));
+    }
+    if (f.rec.kind == OCR_FD_REGULAR) {
+      struct stat st;
+      if (fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_ino) != f.rec.ino) {
+        if (opt.verbose)
+          fprintf(stderr, "ompi-cr-restore: note: %s (fd %d) is a different file than at the checkpoint\n",
+                  f.path.c_str(), f.rec.fd);
+      }
+    }
+    fd = lift_fd(fd, floor);
+    if (fd < 0) {
+      cleanup();
+      return fail("out of file descriptors");
+    }
+    to_close.push_back(fd);
+    fds.push_back({fd, f.rec.fd, f.rec.kind == OCR_FD_CHARDEV ? -1 : f.rec.offset,
+                   (f.rec.fd_flags & FD_CLOEXEC) ? 1u : 0u, 0});
+  }
+  // Which files are mapped shared and writable (those are opened read-write).
+  std::vector<int> file_fd(img.files.size(), -1);
+  for (const ImageRegion& r : img.regions) {
+    if (r.rec.kind != OCR_REGION_FILE_PRIVATE && r.rec.kind != OCR_REGION_FILE_SHARED) continue;
+    const ImageFile* f = img.find_file(r.rec.file_id);
+    size_t idx = static_cast<size_t>(f - img.files.data());
+    bool rw = r.rec.kind == OCR_REGION_FILE_SHARED && (r.rec.prot & PROT_WRITE);
+    if (file_fd[idx] >= 0 && !rw) continue;
+    int fd = open(f->path.c_str(), (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (fd < 0) {
+      int e = errno;
+      cleanup();
+      return fail("cannot open mapped file " + f->path + ": " + errno_str(e));
+    }
+    fd = lift_fd(fd, floor);
+    if (fd < 0) {
+      cleanup();
+      return fail("out of file descriptors");
+    }
+    to_close.push_back(fd);
+    file_fd[idx] = fd;
+  }
+  int image_fd = open(image_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (image_fd >= 0) image_fd = lift_fd(image_fd, floor);
+  if (image_fd < 0) {
+    int e = errno;
+    cleanup();
+    return fail(errno_str(e));
+  }
+  to_close.push_back(image_fd);
+  int exe_fd = img.exe.empty() ? -1 : open(img.exe.c_str(), O_RDONLY | O_CLOEXEC);
+  if (exe_fd >= 0) {
+    exe_fd = lift_fd(exe_fd, floor);
+    if (exe_fd >= 0) to_close.push_back(exe_fd);
+  }
+
+  // The plan.
+  std::vector<ocr_plan_region> regions;
+  std::vector<ocr_plan_run> runs;
+  std::vector<std::pair<uint64_t, uint64_t>> used;  // saved layout, for finding the hole
+  for (const ImageRegion& r : img.regions) {
+    uint64_t lo = r.rec.start;
+    if (r.rec.flags & OCR_REGION_GROWSDOWN) lo = lo > kStackGuardGap ? lo - kStackGuardGap : 0;
+    used.push_back({lo, r.rec.end});
+    if (r.rec.kind == OCR_REGION_SKIPPED) continue;
+    ocr_plan_region pr2{};
+    pr2.start = r.rec.start;
+    pr2.end = r.rec.end;
+    pr2.file_offset = r.rec.file_offset;
+    pr2.prot = r.rec.prot;
+    pr2.first_run = runs.size();
+    pr2.nruns = static_cast<uint32_t>(r.runs.size());
+    pr2.fd = -1;
+    switch (r.rec.kind) {
+      case OCR_REGION_ANON_PRIVATE:
+        pr2.mmap_flags = MAP_PRIVATE | MAP_ANONYMOUS;
+        pr2.file_offset = 0;
+        if (r.rec.flags & OCR_REGION_GROWSDOWN) pr2.mmap_flags |= MAP_GROWSDOWN;
+        break;
+      case OCR_REGION_ANON_SHARED:
+        pr2.mmap_flags = MAP_SHARED | MAP_ANONYMOUS;
+        pr2.file_offset = 0;
+        break;
+      case OCR_REGION_FILE_PRIVATE:
+      case OCR_REGION_FILE_SHARED: {
+        const ImageFile* f = img.find_file(r.rec.file_id);
+        pr2.fd = file_fd[static_cast<size_t>(f - img.files.data())];
+        pr2.mmap_flags = r.rec.kind == OCR_REGION_FILE_SHARED ? MAP_SHARED : MAP_PRIVATE;
+        break;
+      }
+    }
+    for (const ocr_run_record& run : r.runs) runs.push_back({run.addr, run.npages * kPage, run.data_offset});
+    regions.push_back(pr2);
+  }
+  if (pr.vdso_start) used.push_back({pr.vvar_start ? pr.vvar_start : pr.vdso_start, pr.vdso_group_end});
+
+  std::vector<ocr_plan_thread> threads;
+  uint32_t main_index = 0;
+  for (const ocr_thread_record& t : img.threads) {
+    if (t.flags & OCR_THREAD_MAIN) main_index = static_cast<uint32_t>(threads.size());
+    threads.push_back({t, 0, 0});
+  }
+
+  const uint64_t blob_size = static_cast<uint64_t>(ocr_restorer_blob_end - ocr_restorer_blob_start);
+  PlanBuilder pb;
+  pb.bytes().resize(sizeof(ocr_plan));
+  ocr_plan plan{};
+  plan.specials_off = pb.add_array(specials);
+  plan.regions_off = pb.add_array(regions);
+  plan.runs_off = pb.add_array(runs);
+  plan.fds_off = pb.add_array(fds);
+  plan.threads_off = pb.add_array(threads);
+  plan.close_off = pb.add_array(to_close);
+  const uint64_t plan_size = align_up(pb.bytes().size(), kPage);
+  uint64_t special_span = 0;
+  for (const ocr_plan_special& s : specials) special_span = std::max(special_span, s.cur_end - specials[0].cur_start);
+  const uint64_t blob_area = align_up(blob_size, kPage);
+  const uint64_t stacks = kMainStack + kThreadStack * threads.size();
+  const uint64_t hole_size = blob_area + plan_size + stacks + align_up(special_span, kPage);
+
+  // The hole: free in the saved layout and in this process now.
+  std::sort(used.begin(), used.end());
+  std::vector<std::pair<uint64_t, uint64_t>> gaps;
+  uint64_t prev = 1ull << 20;
+  for (auto& u : used) {
+    if (u.first > prev) gaps.push_back({prev, u.first});
+    prev = std::max(prev, u.second);
+  }
+  if (prev < kTaskTop) gaps.push_back({prev, kTaskTop});
+  const uint64_t guard = 1ull << 20;
+  void* hole = MAP_FAILED;
+  for (auto it = gaps.rbegin(); it != gaps.rend() && hole == MAP_FAILED; ++it) {
+    if (it->second - it->first < hole_size + 2 * guard) continue;
+    uint64_t cand = (it->second - guard - hole_size) & ~(kPage - 1);
+    for (int tries = 0; tries < 64 && cand >= it->first + guard; tries++) {
+      void* p = mmap(reinterpret_cast<void*>(cand), hole_size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+      if (p != MAP_FAILED) {
+        if (p == reinterpret_cast<void*>(cand)) {
+          hole = p;
+          break;
+        }
+        munmap(p, hole_size);  // an old kernel ignoring NOREPLACE
+      }
+      cand -= std::max<uint64_t>(align_up(hole_size, 1ull << 20), 16ull << 20);
+    }
+  }
+  if (hole == MAP_FAILED) {
+    cleanup();
+    return fail("no free address range for the restorer");
+  }
+  const uint64_t hole_start = reinterpret_cast<uint64_t>(hole);
+  const uint64_t plan_addr = hole_start + blob_area;
+  const uint64_t stacks_base = plan_addr + plan_size;
+
+  // Stacks grow down from the top of their slot.
+  auto* tarr = reinterpret_cast<ocr_plan_thread*>(pb.bytes().data() + plan.threads_off);
+  uint64_t s = stacks_base + kMainStack;
+  for (size_t i = 0; i < threads.size(); i++) {
+    if (i == main_index) {
+      tarr[i].blob_stack_top = stacks_base + kMainStack - 64;
+    } else {
+      s += kThreadStack;
+      tarr[i].blob_stack_top = s - 64;
+    }
+  }
+
+  plan.magic = OCR_PLAN_MAGIC;
+  plan.version = OCR_PLAN_VERSION;
+  plan.verbose = opt.verbose;
+  plan.plan_size = plan_size;
+  plan.hole_start = hole_start;
+  plan.hole_size = hole_size;
+  plan.vdso_temp = stacks_base + stacks;
+  plan.image_fd = image_fd;
+  plan.exe_fd = exe_fd;
+  plan.nspecials = static_cast<uint32_t>(specials.size());
+  plan.nregions = static_cast<uint32_t>(regions.size());
+  plan.nfds = static_cast<uint32_t>(fds.size());
+  plan.nthreads = static_cast<uint32_t>(threads.size());
+  plan.nclose = static_cast<uint32_t>(to_close.size());
+  plan.main_index = main_index;
+  plan.nruns = runs.size();
+  if (img.header.flags & OCR_HDR_HAVE_MM_MAP) {
+    const ocr_mm_map& m = pr.mm;
+    plan.have_mm_map = 1;
+    plan.mm = {m.start_code, m.end_code, m.start_data, m.end_data, m.start_brk, m.brk,
+               m.start_stack, m.arg_start, m.arg_end, m.env_start, m.env_end, 0, m.auxv_size,
+               0};
+    memcpy(plan.auxv, m.auxv, sizeof plan.auxv);
+  }
+  plan.restore_info_addr = pr.restore_info_addr;
+  plan.generation = 1;
+  plan.tid_offset = pr.tid_offset;
+  plan.rseq_offset = pr.rseq_offset;
+  plan.rseq_size = pr.rseq_size;
+  plan.rseq_sig = pr.rseq_sig;
+  memcpy(pb.bytes().data(), &plan, sizeof plan);
+
+  memcpy(hole, ocr_restorer_blob_start, blob_size);
+  memcpy(reinterpret_cast<void*>(plan_addr), pb.bytes().data(), pb.bytes().size());
+  if (mprotect(hole, blob_area, PROT_READ | PROT_EXEC) != 0) {
+    int e = errno;
+    munmap(hole, hole_size);
+    cleanup();
+    return fail("cannot make the restorer executable: " + errno_str(e));
+  }
+  if (opt.verbose)
+    fprintf(stderr,
+            "ompi-cr-restore: %zu regions, %zu page runs, %zu threads, %zu files; restorer at %#llx\n",
+            regions.size(), runs.size(), threads.size(), img.files.size(),
+            static_cast<unsigned long long>(hole_start));
+  fflush(stdout);
+  fflush(stderr);
+
+  // Past this point nothing can be refused any more: process-wide kernel state first.
+  sigset_t all;
+  sigfillset(&all);
+  sigprocmask(SIG_SETMASK, &all, nullptr);
+  if (img.have_sigactions)
+    for (int sig = 1; sig <= 64; sig++) {
+      if (sig == SIGKILL || sig == SIGSTOP) continue;
+      syscall(SYS_rt_sigaction, sig, &img.sigactions.act[sig - 1], nullptr, 8);
+    }
+  umask(pr.umask);
+  personality(pr.personality);
+  if (chdir(img.cwd.c_str()) != 0) { /* checked above; a race here leaves cwd as it is */ }
+  // The kernel would keep writing this thread's CPU number into glibc's rseq area of the
+  // loader, which is about to be unmapped and replaced.
+  if (__rseq_size)
+    syscall(SYS_rseq, reinterpret_cast<char*>(__builtin_thread_pointer()) + __rseq_offset, 32,
+            RSEQ_FLAG_UNREGISTER, 0x53053053);
+  // Descriptors: 0-2 and the plan's stay, everything else of the loader goes.
+  for (int fd = 3; fd < floor; fd++) close(fd);
+  const uint64_t stack_top = tarr[main_index].blob_stack_top & ~15ull;
+  __asm__ volatile(
+      "mov %0, %%rsp\n\t"
+      "xor %%ebp, %%ebp\n\t"
+      "call *%1\n\t"
+      "ud2\n\t"
+      :
+      : "r"(stack_top), "r"(hole_start), "D"(plan_addr)
+      : "memory");
+  __builtin_unreachable();
+}
+
+}  // namespace ocr

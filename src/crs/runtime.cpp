@@ -1,1 +1,346 @@
-// placeholder during bring-up
+// The C/R runtime preloaded into every application process (libompi-cr.so).
+//
+// At load it installs two signal handlers and starts the agent thread. The trigger signal
+// (SIGUSR2 by default) only wakes the agent through an eventfd; the agent reads the
+// request that ompi-checkpoint left in the control directory, parks the application's
+// threads (quiesce.h), writes the image (image_writer.h), answers with a result file and
+// lets the threads go on, or ends the process (--term).
+//
+// The agent is itself part of the image: it captures its context just before writing,
+// so in a restored process it wakes up at that point (ocr_ctx_capture returns 1), waits
+// for every application thread to be back, frees the restorer's memory and releases them.
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/rseq.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "crs/image_format.h"
+#include "crs/image_writer.h"
+#include "crs/quiesce.h"
+#include "crs/scratch_arena.h"
+#include "snapc/control_channel.h"
+
+extern "C" {
+// Where the restorer tells the restored runtime what it did (image_format.h).
+__attribute__((visibility("default"))) ocr_restore_info ompi_cr_restore_info;
+}
+
+namespace ocr {
+namespace {
+
+constexpr uint32_t kRseqSig = 0x53053053;  // glibc's RSEQ_SIG on x86
+constexpr int kQuiesceTimeoutMs = 10000;
+
+struct Runtime {
+  std::atomic<int> eventfd{-1};
+  int trigger_signal = SIGUSR2;
+  int quiesce_signal = 0;
+  bool verbose = false;
+  uint32_t tid_offset = 0;  // 0 = unknown: checkpoints are refused
+  pid_t agent_tid = 0;
+  alignas(ScratchArena) unsigned char arena_storage[sizeof(ScratchArena)] = {};
+  ScratchArena* arena = nullptr;
+  ocr_thread_record agent_rec{};
+  // What the checkpoint in progress needs after the point where malloc is forbidden.
+  char dir[OCR_MAX_PATH] = {};
+  char final_path[OCR_MAX_PATH] = {};
+  char tmp_path[OCR_MAX_PATH] = {};
+  uint64_t seq = 0;
+  int64_t t0 = 0;
+};
+constinit Runtime g_rt;
+
+void log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+void log(const char* fmt, ...) {
+  if (!g_rt.verbose) return;
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (n > 0) {
+    char out[1100];
+    int m = snprintf(out, sizeof out, "ompi-cr[%d]: %s\n", getpid(), buf);
+    if (write(2, out, static_cast<size_t>(m)) < 0) { /* nothing to do */ }
+  }
+}
+
+int signal_from_env(const char* name, int def) {
+  const char* v = getenv(name);
+  if (!v || !*v) return def;
+  if (!strcmp(v, "SIGUSR1") || !strcmp(v, "USR1")) return SIGUSR1;
+  if (!strcmp(v, "SIGUSR2") || !strcmp(v, "USR2")) return SIGUSR2;
+  char* end;
+  long n = strtol(v, &end, 10);
+  return (*end == 0 && n > 0 && n < 65) ? static_cast<int>(n) : def;
+}
+
+// glibc keeps the kernel tid inside struct pthread; a restored thread has a new tid,
+// which the restorer writes there. Find the field instead of trusting a constant.
+uint32_t find_tid_offset() {
+  const pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
+  auto* self = reinterpret_cast<const unsigned char*>(pthread_self());
+  if (*reinterpret_cast<const pid_t*>(self + 720) == tid) return 720;  // glibc 2.36 x86_64
+  for (uint32_t off = 4; off < 2048; off += 4)
+    if (*reinterpret_cast<const pid_t*>(self + off) == tid) return off;
+  return 0;
+}
+
+void trigger_handler(int) {
+  int saved = errno;
+  uint64_t one = 1;
+  int fd = g_rt.eventfd.load();
+  if (fd >= 0 && write(fd, &one, sizeof one) < 0) { /* the agent is busy; nothing to do */ }
+  errno = saved;
+}
+
+std::string default_snapshot_dir() {
+  if (const char* d = getenv("OMPI_CR_SNAPSHOT_DIR"); d && *d) return d;
+  if (const char* h = getenv("HOME"); h && *h) return h;
+  return ".";
+}
+
+// mkdir -p with 0700 for what it creates.
+bool make_dirs(const std::string& path, std::string* err) {
+  for (size_t pos = 1; pos <= path.size(); pos++) {
+    if (pos != path.size() && path[pos] != '/') continue;
+    std::string part = path.substr(0, pos);
+    if (mkdir(part.c_str(), 0700) != 0 && errno != EEXIST) {
+      *err = "cannot create snapshot directory " + part + ": " + strerror(errno);
+      return false;
+    }
+  }
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    *err = "snapshot directory " + path + " is not a directory";
+    return false;
+  }
+  return true;
+}
+
+uint64_t next_seq(const std::string& dir) {
+  uint64_t seq = 0;
+  for (;; seq++) {
+    std::string p = dir + "/" + std::to_string(seq) + ".crimg";
+    if (access(p.c_str(), F_OK) != 0) return seq;
+  }
+}
+
+int64_t now_us() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000000 + ts.tv_nsec / 1000;
+}
+
+void new_arena() { g_rt.arena = new (g_rt.arena_storage) ScratchArena(); }
+
+// In a restored process, before any application thread runs again. No malloc: a thread
+// may have been parked inside it.
+void on_restored(uint32_t app_threads) {
+  new_arena();  // the old arena was not saved; its object is simply overwritten
+  int efd = eventfd(0, EFD_CLOEXEC);
+  g_rt.eventfd.store(efd);
+  g_rt.agent_tid = static_cast<pid_t>(syscall(SYS_gettid));
+  if (!quiesce_wait_restored(app_threads, kQuiesceTimeoutMs)) {
+    static const char msg[] = "ompi-cr: restored threads did not come back\n";
+    if (write(2, msg, sizeof msg - 1) < 0) { /* exiting anyway */ }
+    _exit(125);
+  }
+  if (ompi_cr_restore_info.magic == OCR_RESTORE_INFO_MAGIC && ompi_cr_restore_info.hole_size)
+    munmap(reinterpret_cast<void*>(ompi_cr_restore_info.hole_start), ompi_cr_restore_info.hole_size);
+  quiesce_release();
+}
+
+void register_agent() {
+  AgentInfo info;
+  info.pid = getpid();
+  info.start_time = process_start_time(info.pid);
+  info.signal = g_rt.trigger_signal;
+  info.uid = getuid();
+  std::string err;
+  if (!write_agent_info(info, &err)) log("cannot register with the control directory: %s", err.c_str());
+}
+
+void report(const CheckpointRequest& req, bool ok, const char* image, const char* message,
+            uint64_t seq, const ImageWriteResult* wr, uint64_t micros, uint64_t threads) {
+  uint64_t zero[OCR_SKIP_REASONS] = {};
+  write_result_nomalloc(getpid(), req.id, ok, image, message, seq, wr ? wr->saved_bytes : 0,
+                        wr ? wr->skipped : zero, micros, threads);
+}
+
+void checkpoint(const CheckpointRequest& req) {
+  g_rt.t0 = now_us();
+  if (req.kind != "full" && req.kind != "auto") {
+    report(req, false, "", ("image kind '" + req.kind + "' is not supported").c_str(), 0, nullptr, 0, 0);
+    return;
+  }
+  if (!g_rt.tid_offset) {
+    report(req, false, "", "glibc's thread id field was not found; cannot restore threads", 0,
+           nullptr, 0, 0);
+    return;
+  }
+  std::string base = req.snapshot_dir.empty() ? default_snapshot_dir() : req.snapshot_dir;
+  std::string dir = base + "/ompi_cr_" + std::to_string(getpid()) + ".ckpt";
+  std::string err;
+  if (!make_dirs(dir, &err)) {
+    report(req, false, "", err.c_str(), 0, nullptr, 0, 0);
+    return;
+  }
+  g_rt.seq = next_seq(dir);
+  std::string final_path = dir + "/" + std::to_string(g_rt.seq) + ".crimg";
+  std::string tmp_path = final_path + ".tmp";
+  if (final_path.size() >= OCR_MAX_PATH) {
+    report(req, false, "", "snapshot path too long", 0, nullptr, 0, 0);
+    return;
+  }
+  snprintf(g_rt.dir, sizeof g_rt.dir, "%s", dir.c_str());
+  snprintf(g_rt.final_path, sizeof g_rt.final_path, "%s", final_path.c_str());
+  snprintf(g_rt.tmp_path, sizeof g_rt.tmp_path, "%s", tmp_path.c_str());
+
+  // From here until release: no malloc, no locks the application may hold.
+  char qerr[256];
+  const pid_t exempt[] = {g_rt.agent_tid};
+  int n = quiesce_all(exempt, 1, kQuiesceTimeoutMs, qerr, sizeof qerr);
+  if (n < 0) {
+    report(req, false, "", qerr, 0, nullptr, 0, 0);
+    return;
+  }
+  uint32_t nslots = 0;
+  const ThreadSlot* slots = quiesce_slots(&nslots);
+  static ocr_thread_record threads[kMaxThreadSlots + 1];
+  uint32_t nthreads = 0;
+  for (uint32_t i = 0; i < nslots; i++) threads[nthreads++] = slots[i].rec;
+  const uint32_t app_threads = nthreads;
+
+  g_rt.arena->reset();
+  ocr_thread_record& agent = threads[nthreads++];
+  memset(&agent, 0, sizeof agent);
+  capture_thread_self(&agent);
+  agent.flags = OCR_THREAD_RUNTIME;
+  if (ocr_ctx_capture(&agent.ctx) != 0) {
+    // A restored process, resuming here. Only what was set before the capture is valid.
+    on_restored(app_threads);
+    register_agent();
+    log("restored (generation %llu)", static_cast<unsigned long long>(ompi_cr_restore_info.generation));
+    return;
+  }
+
+  ImageWriteSpec spec;
+  spec.dir = g_rt.dir;
+  spec.final_path = g_rt.final_path;
+  spec.tmp_path = g_rt.tmp_path;
+  spec.seq = g_rt.seq;
+  spec.threads = threads;
+  spec.nthreads = nthreads;
+  AddressRange areas[] = {{g_rt.arena->begin(), g_rt.arena->end()}};
+  spec.runtime_areas = areas;
+  spec.nareas = 1;
+  const int rfds[] = {g_rt.eventfd.load()};
+  spec.runtime_fds = rfds;
+  spec.nfds = 1;
+  spec.restore_info_addr = reinterpret_cast<uint64_t>(&ompi_cr_restore_info);
+  spec.tid_offset = g_rt.tid_offset;
+  spec.rseq_offset = static_cast<int32_t>(__rseq_offset);
+  spec.rseq_size = __rseq_size ? 32 : 0;  // glibc registers the original 32-byte area
+  spec.rseq_sig = kRseqSig;
+  static ImageWriteResult wr;
+  wr = ImageWriteResult{};
+  int rc = write_image(g_rt.arena, spec, &wr);
+  const uint64_t micros = static_cast<uint64_t>(now_us() - g_rt.t0);
+  if (rc == 0 && req.term) {
+    // Report, then end without running exit handlers: flushing stdio now would print
+    // output the restored process prints again.
+    report(req, true, g_rt.final_path, "", g_rt.seq, &wr, micros, nthreads);
+    syscall(SYS_exit_group, 0);
+  }
+  quiesce_release();
+  g_rt.arena->reset();
+  report(req, rc == 0, rc == 0 ? g_rt.final_path : "", rc == 0 ? "" : wr.message, g_rt.seq, &wr,
+         micros, nthreads);
+  log("checkpoint %s: %s", rc == 0 ? "committed" : "failed", rc == 0 ? g_rt.final_path : wr.message);
+}
+
+void* agent_main(void*) {
+  g_rt.agent_tid = static_cast<pid_t>(syscall(SYS_gettid));
+  if (find_tid_offset() != g_rt.tid_offset) g_rt.tid_offset = 0;
+  register_agent();
+  for (;;) {
+    uint64_t v;
+    ssize_t r = read(g_rt.eventfd.load(), &v, sizeof v);
+    if (r < 0 && errno != EINTR && errno != EAGAIN) {
+      struct timespec ts = {0, 10 * 1000 * 1000};
+      nanosleep(&ts, nullptr);
+      continue;
+    }
+    CheckpointRequest req;
+    std::string err;
+    if (take_request(getpid(), &req, &err)) {
+      checkpoint(req);
+    } else if (!err.empty()) {
+      log("ignoring request: %s", err.c_str());
+    }
+  }
+  return nullptr;
+}
+
+void start_agent() {
+  int efd = eventfd(0, EFD_CLOEXEC);
+  if (efd < 0) return;
+  g_rt.eventfd.store(efd);
+  sigset_t all, old;
+  sigfillset(&all);
+  // The agent inherits a fully blocked mask: signals meant for the application go to
+  // application threads.
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t t;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_create(&t, &attr, agent_main, nullptr);
+  pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
+
+void child_after_fork() {
+  // Threads do not survive fork: the child gets an agent of its own.
+  new_arena();
+  start_agent();
+}
+
+__attribute__((constructor)) void runtime_init() {
+  if (const char* d = getenv("OMPI_CR_DISABLE"); d && *d == '1') return;
+  g_rt.verbose = getenv("OMPI_CR_VERBOSE") != nullptr;
+  g_rt.trigger_signal = signal_from_env("OMPI_CR_SIGNAL", SIGUSR2);
+  g_rt.quiesce_signal = signal_from_env("OMPI_CR_QUIESCE_SIGNAL", SIGRTMAX - 3);
+  g_rt.tid_offset = find_tid_offset();
+  new_arena();
+  quiesce_install(g_rt.quiesce_signal);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = trigger_handler;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(g_rt.trigger_signal, &sa, nullptr);
+  pthread_atfork(nullptr, nullptr, child_after_fork);
+  start_agent();
+}
+
+__attribute__((destructor)) void runtime_fini() { remove_agent_info(getpid()); }
+
+}  // namespace
+}  // namespace ocr
