@@ -218,8 +218,9 @@ int write_image(std::pmr::memory_resource* mr, const ImageWriteSpec& spec,
       int id = file_id_for(m, files, mr);
       if (id < 0) {
         // The file at that path is not the mapped one any more: keep the bytes instead.
+        // Untouched pages of that file cannot be read back later either: ask mincore.
         c.kind = m.shared ? OCR_REGION_ANON_SHARED : OCR_REGION_ANON_PRIVATE;
-        c.select = PageSelect::kPresentOrSwapped;
+        c.select = PageSelect::kPresentOrResident;
         r.rec.kind = c.kind;
       } else {
         r.rec.file_id = static_cast<uint32_t>(id);
