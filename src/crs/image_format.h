@@ -42,6 +42,13 @@ enum ocr_skip_reason {
   OCR_SKIP_REASONS = 11
 };
 
+enum ocr_dirty_backend {
+  OCR_DIRTY_NONE = 0,       /* full image, no tracking */
+  OCR_DIRTY_UFFD_WP = 1,    /* userfaultfd write-protect (async) + PAGEMAP_SCAN */
+  OCR_DIRTY_SOFT_DIRTY = 2, /* /proc/self/clear_refs 4 + pagemap bit 55 */
+  OCR_DIRTY_HASH = 3        /* per-page content hashes against the parent */
+};
+
 /* Header flags */
 #define OCR_HDR_INCREMENTAL (1ull << 0) /* runs hold only pages changed since parent */
 #define OCR_HDR_HAVE_MM_MAP (1ull << 1) /* mm_map fields in the process record are valid */
@@ -68,8 +75,11 @@ struct ocr_image_header {
   uint64_t skipped_bytes[16]; /* indexed by enum ocr_skip_reason */
   uint64_t saved_bytes;       /* bytes of page data (== data_size when uncompressed) */
   uint64_t parent_hash;       /* header_hash of the parent image (incremental) or 0 */
-  char parent[256];           /* parent image file name, relative to this image's dir */
-  char reserved[512];
+  char parent[256];           /* incremental: the parent image's path (NUL terminated),
+                                 relative to this image's directory unless absolute */
+  uint32_t chain_length;      /* 1 for a full image, parent's + 1 for an incremental one */
+  uint32_t dirty_backend;     /* enum ocr_dirty_backend that produced the runs */
+  char reserved[504];
   uint64_t header_hash; /* XXH3-64 of this struct with header_hash = 0 */
 };
 
@@ -183,6 +193,9 @@ enum ocr_region_kind {
 #define OCR_REGION_GROWSDOWN (1u << 0)
 #define OCR_REGION_HEAP (1u << 1)  /* [heap] */
 #define OCR_REGION_STACK (1u << 2) /* [stack] */
+/* Incremental images: the region was tracked since the parent image; its runs may be
+ * OCR_RUN_INHERITED. A region without this flag is complete in this image. */
+#define OCR_REGION_TRACKED (1u << 3)
 
 struct ocr_region_record {
   uint64_t start, end;
@@ -195,11 +208,18 @@ struct ocr_region_record {
   uint32_t nruns;       /* runs in the OCR_REC_RUNS record that follows (may be 0) */
 };
 
+/* Pages of a region that the image accounts for. A page of a region covered by no run is
+ * untouched: zero in anonymous memory, the file's bytes in a file mapping.
+ * In an incremental image a run may say "these pages exist but were not written since the
+ * parent": data_offset == OCR_RUN_INHERITED, hash == 0. Their bytes are wherever the parent
+ * chain has them (the parent's own runs, recursively); pages the parent does not account
+ * for are untouched there too. */
+#define OCR_RUN_INHERITED UINT64_MAX
 struct ocr_run_record {
   uint64_t addr;        /* page aligned, inside the region */
   uint64_t npages;
-  uint64_t data_offset; /* absolute file offset of the bytes */
-  uint64_t hash;        /* XXH3-64 of npages * OCR_PAGE_SIZE bytes */
+  uint64_t data_offset; /* absolute file offset of the bytes, or OCR_RUN_INHERITED */
+  uint64_t hash;        /* XXH3-64 of npages * OCR_PAGE_SIZE bytes (0 when inherited) */
 };
 
 enum ocr_fd_kind { OCR_FD_REGULAR = 1, OCR_FD_DIRECTORY = 2, OCR_FD_CHARDEV = 3, OCR_FD_UNSUPPORTED = 4 };

@@ -19,6 +19,7 @@
 #include "crs/kernel_state.h"
 #include "crs/page_scan.h"
 #include "crs/proc_maps.h"
+#include "crs/record_buffer.h"
 #include "crs/region_classifier.h"
 
 namespace ocr {
@@ -38,38 +39,6 @@ struct FileOut {
 struct RegionOut {
   ocr_region_record rec;
   size_t first_run;
-};
-
-// Growable byte buffer in arena memory for the records section.
-class RecordBuffer {
- public:
-  explicit RecordBuffer(std::pmr::memory_resource* mr) : bytes_(mr) {}
-  void add(uint32_t type, const void* a, size_t alen, std::string_view s1 = {},
-           std::string_view s2 = {}) {
-    ocr_record_header h{};
-    h.type = type;
-    h.version = 1;
-    h.size = alen + s1.size() + s2.size();
-    XXH3_state_t st;
-    XXH3_64bits_reset(&st);
-    XXH3_64bits_update(&st, a, alen);
-    XXH3_64bits_update(&st, s1.data(), s1.size());
-    XXH3_64bits_update(&st, s2.data(), s2.size());
-    h.hash = XXH3_64bits_digest(&st);
-    append(&h, sizeof h);
-    append(a, alen);
-    append(s1.data(), s1.size());
-    append(s2.data(), s2.size());
-  }
-  const char* data() const { return bytes_.data(); }
-  size_t size() const { return bytes_.size(); }
-
- private:
-  void append(const void* p, size_t n) {
-    const char* c = static_cast<const char*>(p);
-    bytes_.insert(bytes_.end(), c, c + n);
-  }
-  std::pmr::vector<char> bytes_;
 };
 
 bool overlaps_any(uint64_t s, uint64_t e, const AddressRange* a, int n) {
@@ -319,6 +288,8 @@ int write_image(std::pmr::memory_resource* mr, const ImageWriteSpec& spec,
   h.pid = getpid();
   h.nthreads = spec.nthreads;
   h.seq = spec.seq;
+  h.chain_length = 1;
+  h.dirty_backend = OCR_DIRTY_NONE;
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   h.created_ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);

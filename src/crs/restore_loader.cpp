@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "crs/file_identity.h"
+#include "crs/image_chain.h"
 #include "crs/image_reader.h"
 #include "crs/kernel_state.h"
 #include "crs/proc_maps.h"
@@ -88,9 +89,10 @@ class PlanBuilder {
 }  // namespace
 
 bool restore_process(const std::string& image_path, const RestoreOptions& opt, std::string* error) {
-  Image img;
+  std::vector<Image> chain;
   ReadOptions ro;
-  if (!read_image(image_path, ro, &img, error)) return false;
+  if (!read_image_chain(image_path, ro, &chain, error)) return false;
+  const Image& img = chain[0];
   auto fail = [&](const std::string& msg) {
     *error = image_path + ": " + msg;
     return false;
@@ -202,14 +204,18 @@ bool restore_process(const std::string& image_path, const RestoreOptions& opt, s
     to_close.push_back(fd);
     file_fd[idx] = fd;
   }
-  int image_fd = open(image_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (image_fd >= 0) image_fd = lift_fd(image_fd, floor);
-  if (image_fd < 0) {
-    int e = errno;
-    cleanup();
-    return fail(errno_str(e));
+  std::vector<int> image_fds;  // one per image of the chain, newest first
+  for (const Image& link : chain) {
+    int fd = open(link.path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) fd = lift_fd(fd, floor);
+    if (fd < 0) {
+      int e = errno;
+      cleanup();
+      return fail(link.path + ": " + errno_str(e));
+    }
+    to_close.push_back(fd);
+    image_fds.push_back(fd);
   }
-  to_close.push_back(image_fd);
   int exe_fd = img.exe.empty() ? -1 : open(img.exe.c_str(), O_RDONLY | O_CLOEXEC);
   if (exe_fd >= 0) {
     exe_fd = lift_fd(exe_fd, floor);
@@ -231,7 +237,6 @@ bool restore_process(const std::string& image_path, const RestoreOptions& opt, s
     pr2.file_offset = r.rec.file_offset;
     pr2.prot = r.rec.prot;
     pr2.first_run = runs.size();
-    pr2.nruns = static_cast<uint32_t>(r.runs.size());
     pr2.fd = -1;
     switch (r.rec.kind) {
       case OCR_REGION_ANON_PRIVATE:
@@ -251,7 +256,11 @@ bool restore_process(const std::string& image_path, const RestoreOptions& opt, s
         break;
       }
     }
-    for (const ocr_run_record& run : r.runs) runs.push_back({run.addr, run.npages * kPage, run.data_offset});
+    std::vector<ResolvedRun> pieces;
+    resolve_region_runs(chain, r, &pieces);
+    for (const ResolvedRun& piece : pieces)
+      runs.push_back({piece.addr, piece.len, piece.offset, image_fds[piece.image], 0});
+    pr2.nruns = static_cast<uint32_t>(runs.size() - pr2.first_run);
     regions.push_back(pr2);
   }
   if (pr.vdso_start) used.push_back({pr.vvar_start ? pr.vvar_start : pr.vdso_start, pr.vdso_group_end});
@@ -334,7 +343,6 @@ bool restore_process(const std::string& image_path, const RestoreOptions& opt, s
   plan.hole_start = hole_start;
   plan.hole_size = hole_size;
   plan.vdso_temp = stacks_base + stacks;
-  plan.image_fd = image_fd;
   plan.exe_fd = exe_fd;
   plan.nspecials = static_cast<uint32_t>(specials.size());
   plan.nregions = static_cast<uint32_t>(regions.size());

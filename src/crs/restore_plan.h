@@ -32,6 +32,8 @@ struct ocr_plan_run {
   uint64_t addr;
   uint64_t len;
   uint64_t image_offset;
+  int32_t fd; /* the image of the chain that holds these bytes */
+  int32_t pad;
 };
 
 struct ocr_plan_fd {
@@ -70,7 +72,7 @@ struct ocr_plan {
   uint64_t plan_size; /* bytes, including the arrays */
   uint64_t hole_start, hole_size;
   uint64_t vdso_temp; /* free page-aligned space in the hole for moving specials around */
-  int32_t image_fd;
+  int32_t pad1;
   int32_t exe_fd; /* the program file, for PR_SET_MM_MAP's exe_fd; -1 = none */
 
   uint32_t nspecials;

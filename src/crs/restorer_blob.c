@@ -203,7 +203,7 @@ static void map_regions(struct ocr_plan* p) {
       /* One call that faults in the whole run is much cheaper than a page fault per 4 KiB
        * during the read; failure (old kernel) only costs that speed. */
       SYS3(SYS_madvise_, run->addr, run->len, MADV_POPULATE_WRITE_);
-      read_fully(p->image_fd, run->addr, run->len, run->image_offset);
+      read_fully(run->fd, run->addr, run->len, run->image_offset);
     }
     if (prot_now != r->prot) {
       long e = SYS3(SYS_mprotect_, r->start, len, r->prot);

@@ -266,6 +266,12 @@ void checkpoint(const CheckpointRequest& req) {
     // Report, then end without running exit handlers: flushing stdio now would print
     // output the restored process prints again.
     report(req, true, g_rt.final_path, "", g_rt.seq, &wr, micros, nthreads);
+    char agent_file[OCR_MAX_PATH];
+    if (control_dir_nomalloc(agent_file, sizeof agent_file) == 0) {
+      size_t n = strlen(agent_file);
+      snprintf(agent_file + n, sizeof agent_file - n, "/%d.agent", getpid());
+      unlink(agent_file);
+    }
     syscall(SYS_exit_group, 0);
   }
   quiesce_release();
