@@ -245,6 +245,11 @@ struct ocr_restore_info {
   uint64_t generation; /* incremented on every restore */
   int32_t brk_restored; /* 1 if PR_SET_MM_MAP succeeded */
   int32_t exe_restored;
+  /* The image restored from: the parent of the next incremental image. */
+  uint64_t image_hash;
+  uint32_t chain_length;
+  uint32_t pad;
+  char image_path[OCR_MAX_PATH];
 };
 #define OCR_RESTORE_INFO_MAGIC 0x4f43525245535452ull /* "OCRRESTR" */
 

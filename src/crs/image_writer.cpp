@@ -15,6 +15,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "crs/dirty_tracker.h"
 #include "crs/file_identity.h"
 #include "crs/kernel_state.h"
 #include "crs/page_scan.h"
@@ -40,6 +41,48 @@ struct RegionOut {
   ocr_region_record rec;
   size_t first_run;
 };
+
+// Removes excluded pages from the runs appended since `first` (they are neither saved nor
+// inherited: after a restore they read as zero) and counts them per reason.
+void subtract_excluded(std::pmr::vector<PageRun>& runs, std::pmr::vector<uint8_t>& inherited,
+                       size_t first, const ExcludedPages* ex, int nex, uint64_t* skipped) {
+  if (!nex) return;
+  std::pmr::vector<PageRun> out(runs.get_allocator().resource());
+  std::pmr::vector<uint8_t> out_inh(runs.get_allocator().resource());
+  for (size_t i = first; i < runs.size(); i++) {
+    uint64_t a = runs[i].addr, b = a + runs[i].npages * kPage;
+    for (int k = 0; k < nex && a < b; k++) {
+      if (ex[k].end <= a || ex[k].start >= b) continue;
+      if (ex[k].start > a) {
+        out.push_back({a, (ex[k].start - a) / kPage});
+        out_inh.push_back(inherited[i]);
+      }
+      const uint64_t cut_end = ex[k].end < b ? ex[k].end : b;
+      const uint64_t cut_start = ex[k].start > a ? ex[k].start : a;
+      skipped[ex[k].reason] += cut_end - cut_start;
+      a = cut_end;
+    }
+    if (a < b) {
+      out.push_back({a, (b - a) / kPage});
+      out_inh.push_back(inherited[i]);
+    }
+  }
+  runs.resize(first);
+  inherited.resize(first);
+  runs.insert(runs.end(), out.begin(), out.end());
+  inherited.insert(inherited.end(), out_inh.begin(), out_inh.end());
+}
+
+// Appends written (data) and unchanged (inherited) runs in address order.
+void merge_runs(const std::pmr::vector<PageRun>& written, const std::pmr::vector<PageRun>& unchanged,
+                std::pmr::vector<PageRun>& runs, std::pmr::vector<uint8_t>& inherited) {
+  size_t i = 0, j = 0;
+  while (i < written.size() || j < unchanged.size()) {
+    bool take_w = j >= unchanged.size() || (i < written.size() && written[i].addr < unchanged[j].addr);
+    runs.push_back(take_w ? written[i++] : unchanged[j++]);
+    inherited.push_back(take_w ? 0 : 1);
+  }
+}
 
 bool overlaps_any(uint64_t s, uint64_t e, const AddressRange* a, int n) {
   for (int i = 0; i < n; i++)
@@ -161,8 +204,19 @@ int write_image(std::pmr::memory_resource* mr, const ImageWriteSpec& spec,
   }
   std::pmr::vector<RegionOut> regions(mr);
   std::pmr::vector<PageRun> runs(mr);
+  std::pmr::vector<uint8_t> inherited(mr);  // parallel to runs
   std::pmr::vector<FileOut> files(mr);
+  std::pmr::vector<bool> eligible(mr);  // parallel to maps: dirty tracking may follow it
+  std::pmr::vector<PageRun> written(mr), unchanged(mr);
+  DirtyTracker* tracker = spec.tracker;
+  const bool incremental = spec.incremental && tracker && tracker->armed();
+  if (spec.incremental && !incremental) {
+    snprintf(res->message, sizeof res->message,
+             "no incremental image possible: dirty tracking is not armed");
+    return -1;
+  }
   regions.reserve(maps.size());
+  eligible.reserve(maps.size());
   for (const MapEntry& m : maps) {
     const uint64_t len = m.end - m.start;
     RegionClass c = classify_region(m, overlaps_any(m.start, m.end, spec.runtime_areas, spec.nareas));
@@ -195,6 +249,7 @@ int write_image(std::pmr::memory_resource* mr, const ImageWriteSpec& spec,
         r.rec.file_id = static_cast<uint32_t>(id);
       }
     }
+    eligible.push_back(tracker && dirty_tracking_eligible(m, c));
     if (c.kind == OCR_REGION_SKIPPED) {
       r.rec.skip_reason = c.skip_reason;
       res->skipped[c.skip_reason] += len;
@@ -202,10 +257,26 @@ int write_image(std::pmr::memory_resource* mr, const ImageWriteSpec& spec,
       res->skipped[OCR_SKIP_SHARED_FILE] += len;
     } else {
       PageCounts pc;
-      if (int e = scanner.scan(m.start, m.end, c.select, runs, pc)) {
+      if (incremental && eligible.back() && tracker->region_tracked(m)) {
+        written.clear();
+        unchanged.clear();
+        if (int e = tracker->scan_region(m, c.select, written, unchanged, pc, mr)) {
+          fail_msg(res, "cannot read the dirty pages of", m.path.c_str(), e);
+          tracker->invalidate();
+          return -1;
+        }
+        merge_runs(written, unchanged, runs, inherited);
+        r.rec.flags |= OCR_REGION_TRACKED;
+        uint64_t kept = 0;
+        for (const PageRun& u : unchanged) kept += u.npages;
+        res->skipped[OCR_SKIP_UNCHANGED] += kept * kPage;
+      } else if (int e = scanner.scan(m.start, m.end, c.select, runs, pc)) {
         fail_msg(res, "cannot read the page map of", m.path.c_str(), e);
         return -1;
       }
+      inherited.resize(runs.size(), 0);
+      subtract_excluded(runs, inherited, r.first_run, spec.excluded, spec.nexcluded,
+                        res->skipped);
       if (c.kind == OCR_REGION_FILE_PRIVATE)
         res->skipped[OCR_SKIP_CLEAN_FILE] += (pc.file_clean + pc.absent) * kPage;
       else
@@ -239,6 +310,7 @@ int write_image(std::pmr::memory_resource* mr, const ImageWriteSpec& spec,
   char* bounce = static_cast<char*>(mr->allocate(kChunk, kPage));
   auto abort_write = [&](const char* what, const char* path, int e) {
     fail_msg(res, what, path, e);
+    if (tracker) tracker->invalidate();
     close(fd);
     if (memfd >= 0) close(memfd);
     unlink(spec.tmp_path);
@@ -255,6 +327,11 @@ int write_image(std::pmr::memory_resource* mr, const ImageWriteSpec& spec,
       ocr_run_record& rr = run_recs[r.first_run + k];
       rr.addr = pr.addr;
       rr.npages = pr.npages;
+      if (inherited[r.first_run + k]) {
+        rr.data_offset = OCR_RUN_INHERITED;
+        rr.hash = 0;
+        continue;
+      }
       rr.data_offset = off;
       const uint64_t len = pr.npages * kPage;
       int e = write_run(fd, memfd, bounce, pr.addr, len, readable || memfd < 0, off, &rr.hash);
@@ -288,8 +365,14 @@ int write_image(std::pmr::memory_resource* mr, const ImageWriteSpec& spec,
   h.pid = getpid();
   h.nthreads = spec.nthreads;
   h.seq = spec.seq;
-  h.chain_length = 1;
-  h.dirty_backend = OCR_DIRTY_NONE;
+  h.chain_length = incremental ? spec.parent_chain_length + 1 : 1;
+  h.dirty_backend =
+      incremental ? static_cast<uint32_t>(tracker->backend()) : uint32_t{OCR_DIRTY_NONE};
+  if (incremental) {
+    h.flags |= OCR_HDR_INCREMENTAL;
+    h.parent_hash = spec.parent_hash;
+    snprintf(h.parent, sizeof h.parent, "%s", spec.parent);
+  }
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   h.created_ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
@@ -319,6 +402,7 @@ int write_image(std::pmr::memory_resource* mr, const ImageWriteSpec& spec,
   if (rename(spec.tmp_path, spec.final_path) != 0) {
     int e = errno;
     unlink(spec.tmp_path);
+    if (tracker) tracker->invalidate();
     fail_msg(res, "cannot commit", spec.final_path, e);
     return -1;
   }
@@ -330,6 +414,19 @@ int write_image(std::pmr::memory_resource* mr, const ImageWriteSpec& spec,
   res->saved_bytes = data_size;
   res->regions = regions.size();
   res->runs = runs.size();
+  res->header_hash = h.header_hash;
+  res->chain_length = h.chain_length;
+  // From this image on, follow what the application writes. Pages this image did not
+  // save on request must count as written next time: no parent holds them.
+  if (tracker && tracker->backend() != DirtyBackend::kNone) {
+    auto* not_saved = static_cast<DirtyRange*>(
+        mr->allocate(sizeof(DirtyRange) * (spec.nexcluded + 1), alignof(DirtyRange)));
+    for (int i = 0; i < spec.nexcluded; i++) not_saved[i] = {spec.excluded[i].start, spec.excluded[i].end};
+    if (tracker->reset(maps, eligible, mr, not_saved, static_cast<size_t>(spec.nexcluded)) == 0)
+      res->tracker_armed = tracker->armed();
+    else
+      tracker->invalidate();
+  }
   return 0;
 }
 

@@ -10,8 +10,16 @@
 
 namespace ocr {
 
+class DirtyTracker;
+
 struct AddressRange {
   uint64_t start, end;
+};
+
+// Pages left out on request (memory hints): whole pages, sorted, non-overlapping.
+struct ExcludedPages {
+  uint64_t start, end;
+  uint32_t reason;  // OCR_SKIP_HINTED or OCR_SKIP_RECV_BUFFER
 };
 
 struct ImageWriteSpec {
@@ -30,6 +38,17 @@ struct ImageWriteSpec {
   int32_t rseq_offset = 0;
   uint32_t rseq_size = 0;
   uint32_t rseq_sig = 0;
+  const ExcludedPages* excluded = nullptr;
+  int nexcluded = 0;
+  // Dirty tracking: with `incremental`, regions the tracker followed since the parent
+  // image hold only written pages (the rest is inherited from the parent). After a
+  // committed image the tracker is re-armed from the new state; after a failure it is
+  // invalidated (the next image must be full).
+  DirtyTracker* tracker = nullptr;
+  bool incremental = false;
+  const char* parent = nullptr;  // path stored in the header, relative to `dir` if inside it
+  uint64_t parent_hash = 0;
+  uint32_t parent_chain_length = 0;
 };
 
 struct ImageWriteResult {
@@ -37,6 +56,9 @@ struct ImageWriteResult {
   uint64_t skipped[OCR_SKIP_REASONS] = {};
   uint64_t regions = 0;
   uint64_t runs = 0;
+  uint64_t header_hash = 0;    // of the committed image: the parent hash of the next one
+  uint32_t chain_length = 0;
+  bool tracker_armed = false;  // incrementals are possible after this image
   char message[512] = {};  // one line, set on failure
 };
 

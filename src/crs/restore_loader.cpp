@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory_resource>
 #include <vector>
@@ -361,6 +362,13 @@ bool restore_process(const std::string& image_path, const RestoreOptions& opt, s
   }
   plan.restore_info_addr = pr.restore_info_addr;
   plan.generation = 1;
+  plan.image_hash = img.header.header_hash;
+  plan.chain_length = img.header.chain_length ? img.header.chain_length : 1;
+  {
+    char* real = realpath(img.path.c_str(), nullptr);
+    snprintf(plan.image_path, sizeof plan.image_path, "%s", real ? real : img.path.c_str());
+    free(real);
+  }
   plan.tid_offset = pr.tid_offset;
   plan.rseq_offset = pr.rseq_offset;
   plan.rseq_size = pr.rseq_size;

@@ -345,6 +345,12 @@ __attribute__((section(".text.entry"), noreturn)) void ocr_blob_entry(struct ocr
   info->hole_start = p->hole_start;
   info->hole_size = p->hole_size;
   info->generation = p->generation;
+  info->image_hash = p->image_hash;
+  info->chain_length = p->chain_length;
+  for (unsigned i = 0; i < sizeof info->image_path; i++) {
+    info->image_path[i] = p->image_path[i];
+    if (!p->image_path[i]) break;
+  }
   info->magic = OCR_RESTORE_INFO_MAGIC;
 
   if (p->verbose) {

@@ -29,8 +29,11 @@
 #include <new>
 #include <string>
 
+#include "crs/dirty_tracker.h"
 #include "crs/image_format.h"
 #include "crs/image_writer.h"
+#include "crs/proc_maps.h"
+#include "crs/region_classifier.h"
 #include "crs/quiesce.h"
 #include "crs/scratch_arena.h"
 #include "snapc/control_channel.h"
@@ -62,6 +65,16 @@ struct Runtime {
   char tmp_path[OCR_MAX_PATH] = {};
   uint64_t seq = 0;
   int64_t t0 = 0;
+  // Dirty tracking for incremental images (constructed in place: g_rt is constinit).
+  alignas(DirtyTracker) unsigned char tracker_storage[sizeof(DirtyTracker)] = {};
+  DirtyTracker* tracker = nullptr;
+  DirtyBackend tracker_backend = DirtyBackend::kNone;
+  char tracker_error[512] = {};
+  // The newest image of this process (or the one it was restored from): the parent of
+  // the next incremental image.
+  char parent_path[OCR_MAX_PATH] = {};
+  uint64_t parent_hash = 0;
+  uint32_t parent_chain = 0;
 };
 constinit Runtime g_rt;
 
@@ -149,6 +162,32 @@ int64_t now_us() {
 
 void new_arena() { g_rt.arena = new (g_rt.arena_storage) ScratchArena(); }
 
+void init_tracker() {
+  g_rt.tracker = new (g_rt.tracker_storage) DirtyTracker();
+  std::string err;
+  if (g_rt.tracker->init(&err)) {
+    g_rt.tracker_backend = g_rt.tracker->backend();
+    return;
+  }
+  snprintf(g_rt.tracker_error, sizeof g_rt.tracker_error, "%s", err.c_str());
+  // Only a backend the user forced is worth a word before any checkpoint is asked for.
+  if (getenv("OMPI_CR_DIRTY_TRACKING")) {
+    std::string line = "ompi-cr: " + err + "\n";
+    if (write(2, line.data(), line.size()) < 0) { /* nothing else to tell */ }
+  }
+}
+
+// Why an incremental image cannot be written now, or nullptr if it can.
+const char* incremental_blocker() {
+  if (!g_rt.tracker || g_rt.tracker_backend == DirtyBackend::kNone)
+    return g_rt.tracker_error[0] ? g_rt.tracker_error : "dirty tracking is disabled";
+  if (!g_rt.parent_path[0]) return "no earlier image of this process to be incremental to";
+  if (!g_rt.tracker->armed())
+    return "dirty tracking was interrupted (failed checkpoint or restore); take a full image";
+  if (access(g_rt.parent_path, R_OK) != 0) return "the parent image is gone";
+  return nullptr;
+}
+
 // In a restored process, before any application thread runs again. No malloc: a thread
 // may have been parked inside it.
 void on_restored(uint32_t app_threads) {
@@ -163,6 +202,29 @@ void on_restored(uint32_t app_threads) {
   }
   if (ompi_cr_restore_info.magic == OCR_RESTORE_INFO_MAGIC && ompi_cr_restore_info.hole_size)
     munmap(reinterpret_cast<void*>(ompi_cr_restore_info.hole_start), ompi_cr_restore_info.hole_size);
+  // The next incremental image builds on the one restored from; tracking must be armed
+  // before the application writes anything.
+  snprintf(g_rt.parent_path, sizeof g_rt.parent_path, "%s", ompi_cr_restore_info.image_path);
+  g_rt.parent_hash = ompi_cr_restore_info.image_hash;
+  g_rt.parent_chain = ompi_cr_restore_info.chain_length;
+  if (g_rt.tracker && g_rt.tracker_backend != DirtyBackend::kNone) {
+    g_rt.tracker->forget_after_restore();
+    if (g_rt.tracker->init_backend(g_rt.tracker_backend, nullptr)) {
+      int err = 0;
+      std::string_view smaps = read_whole_file("/proc/self/smaps", g_rt.arena, &err);
+      std::pmr::vector<MapEntry> maps(g_rt.arena);
+      std::pmr::vector<bool> eligible(g_rt.arena);
+      const char* perr = nullptr;
+      if (!smaps.empty() && parse_proc_maps(smaps, maps, &perr) == 0) {
+        for (const MapEntry& m : maps) {
+          const bool own = m.start < g_rt.arena->end() && g_rt.arena->begin() < m.end;
+          eligible.push_back(dirty_tracking_eligible(m, classify_region(m, own)));
+        }
+        if (g_rt.tracker->reset(maps, eligible, g_rt.arena) != 0) g_rt.tracker->invalidate();
+      }
+    }
+    g_rt.arena->reset();
+  }
   quiesce_release();
 }
 
@@ -185,7 +247,15 @@ void report(const CheckpointRequest& req, bool ok, const char* image, const char
 
 void checkpoint(const CheckpointRequest& req) {
   g_rt.t0 = now_us();
-  if (req.kind != "full" && req.kind != "auto") {
+  bool incremental = false;
+  if (req.kind == "incremental" || req.kind == "auto") {
+    const char* why = incremental_blocker();
+    if (why && req.kind == "incremental") {
+      report(req, false, "", (std::string("no incremental image: ") + why).c_str(), 0, nullptr, 0, 0);
+      return;
+    }
+    incremental = why == nullptr;
+  } else if (req.kind != "full") {
     report(req, false, "", ("image kind '" + req.kind + "' is not supported").c_str(), 0, nullptr, 0, 0);
     return;
   }
@@ -207,6 +277,18 @@ void checkpoint(const CheckpointRequest& req) {
   if (final_path.size() >= OCR_MAX_PATH) {
     report(req, false, "", "snapshot path too long", 0, nullptr, 0, 0);
     return;
+  }
+  // The parent is named relative to the new image when they share a directory.
+  static char parent_ref[OCR_MAX_PATH];
+  parent_ref[0] = 0;
+  if (incremental) {
+    std::string parent = g_rt.parent_path;
+    if (parent.compare(0, dir.size() + 1, dir + "/") == 0) parent = parent.substr(dir.size() + 1);
+    if (parent.size() >= sizeof(ocr_image_header{}.parent)) {
+      report(req, false, "", "parent image path too long for the header", 0, nullptr, 0, 0);
+      return;
+    }
+    snprintf(parent_ref, sizeof parent_ref, "%s", parent.c_str());
   }
   snprintf(g_rt.dir, sizeof g_rt.dir, "%s", dir.c_str());
   snprintf(g_rt.final_path, sizeof g_rt.final_path, "%s", final_path.c_str());
@@ -247,12 +329,28 @@ void checkpoint(const CheckpointRequest& req) {
   spec.seq = g_rt.seq;
   spec.threads = threads;
   spec.nthreads = nthreads;
-  AddressRange areas[] = {{g_rt.arena->begin(), g_rt.arena->end()}};
+  // What belongs to the runtime and is never saved: the arena, the tracker's own memory
+  // and descriptors, the agent's eventfd.
+  static AddressRange areas[16];
+  static int rfds[16];
+  int nareas = 0, nfds = 0;
+  areas[nareas++] = {g_rt.arena->begin(), g_rt.arena->end()};
+  rfds[nfds++] = g_rt.eventfd.load();
+  if (g_rt.tracker) {
+    uint64_t st[8], en[8];
+    int n = g_rt.tracker->owned_ranges(st, en, 8);
+    for (int i = 0; i < n && nareas < 16; i++) areas[nareas++] = {st[i], en[i]};
+    nfds += g_rt.tracker->owned_fds(rfds + nfds, 15);
+  }
   spec.runtime_areas = areas;
-  spec.nareas = 1;
-  const int rfds[] = {g_rt.eventfd.load()};
+  spec.nareas = nareas;
   spec.runtime_fds = rfds;
-  spec.nfds = 1;
+  spec.nfds = nfds;
+  spec.tracker = g_rt.tracker_backend != DirtyBackend::kNone ? g_rt.tracker : nullptr;
+  spec.incremental = incremental;
+  spec.parent = parent_ref;
+  spec.parent_hash = g_rt.parent_hash;
+  spec.parent_chain_length = g_rt.parent_chain;
   spec.restore_info_addr = reinterpret_cast<uint64_t>(&ompi_cr_restore_info);
   spec.tid_offset = g_rt.tid_offset;
   spec.rseq_offset = static_cast<int32_t>(__rseq_offset);
@@ -262,6 +360,11 @@ void checkpoint(const CheckpointRequest& req) {
   wr = ImageWriteResult{};
   int rc = write_image(g_rt.arena, spec, &wr);
   const uint64_t micros = static_cast<uint64_t>(now_us() - g_rt.t0);
+  if (rc == 0) {
+    snprintf(g_rt.parent_path, sizeof g_rt.parent_path, "%s", g_rt.final_path);
+    g_rt.parent_hash = wr.header_hash;
+    g_rt.parent_chain = wr.chain_length;
+  }
   if (rc == 0 && req.term) {
     // Report, then end without running exit handlers: flushing stdio now would print
     // output the restored process prints again.
@@ -323,8 +426,11 @@ void start_agent() {
 }
 
 void child_after_fork() {
-  // Threads do not survive fork: the child gets an agent of its own.
+  // Threads do not survive fork: the child gets an agent of its own. Its images start a
+  // lineage of their own, and the parent's tracking descriptors are not the child's.
   new_arena();
+  g_rt.parent_path[0] = 0;
+  init_tracker();
   start_agent();
 }
 
@@ -335,6 +441,7 @@ __attribute__((constructor)) void runtime_init() {
   g_rt.quiesce_signal = signal_from_env("OMPI_CR_QUIESCE_SIGNAL", SIGRTMAX - 3);
   g_rt.tid_offset = find_tid_offset();
   new_arena();
+  init_tracker();
   quiesce_install(g_rt.quiesce_signal);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);

@@ -30,6 +30,8 @@ struct Options {
   int pid = 0;
   bool term = false;
   bool verbose = false;
+  bool incremental = false;
+  bool full = false;
   std::string snapshot_dir;
   double timeout = 600;
 };
@@ -149,6 +151,7 @@ int checkpoint_process(const Options& opt) {
   req.id = random_id();
   req.term = opt.term;
   req.verbose = opt.verbose;
+  req.kind = opt.incremental ? "incremental" : "full";
   if (!opt.snapshot_dir.empty()) req.snapshot_dir = ocr::tools::absolute_path(opt.snapshot_dir);
 
   struct sigaction sa {};
@@ -232,6 +235,11 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::Range(1, 4194304));
   app.add_flag("--term", opt.term, "End the process after a successful checkpoint");
+  auto* inc = app.add_flag("--incremental", opt.incremental,
+                           "Save only pages written since the process's previous image "
+                           "(which becomes this image's parent)");
+  auto* full = app.add_flag("--full", opt.full, "Save a complete image (the default)");
+  inc->excludes(full);
   app.add_option("--snapshot-dir", opt.snapshot_dir,
                  "Directory for the image (default: the process's OMPI_CR_SNAPSHOT_DIR, else "
                  "$HOME)");
