@@ -55,7 +55,7 @@ constexpr uint64_t kCatFromPagemap = 1ull << 63;
 constexpr uint64_t kCatExclusive = 1ull << 62;
 
 // Ranges per PAGEMAP_SCAN call: 6 KiB of stack. A scan may nest once (settling ambiguous
-// pages), so the checkpoint path needs about 16 KiB of the agent's stack at most.
+// pages), so the checkpoint path needs about 18 KiB of the agent's stack at most (-fstack-usage).
 constexpr size_t kScanVec = 256;
 constexpr size_t kPagemapBatch = 256;
 constexpr size_t kMincoreBatch = 2048;
@@ -79,8 +79,12 @@ struct RunRec {
   uint64_t addr, npages, first_hash;
 };
 
-size_t align8(size_t v) { return (v + 7) & ~size_t{7}; }
-size_t page_round(size_t v) { return (v + kPage - 1) & ~size_t{kPage - 1}; }
+size_t align8(size_t v) {
+  return (v + 7) & ~size_t{7};
+}
+size_t page_round(size_t v) {
+  return (v + kPage - 1) & ~size_t{kPage - 1};
+}
 
 bool fd_identity(int fd, uint64_t* dev, uint64_t* ino) {
   struct stat st;
@@ -156,8 +160,9 @@ int open_uffd(bool user_mode_only, bool* used_umo, std::string* why) {
   api.features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED;
   if (ioctl(fd, UFFDIO_API, &api) != 0) {
     if (why)
-      *why = std::string("userfaultfd lacks UFFD_FEATURE_WP_ASYNC|WP_UNPOPULATED (Linux >= 6.7): ") +
-             strerror(errno);
+      *why =
+          std::string("userfaultfd lacks UFFD_FEATURE_WP_ASYNC|WP_UNPOPULATED (Linux >= 6.7): ") +
+          strerror(errno);
     close(fd);
     return -1;
   }
@@ -171,7 +176,7 @@ int open_uffd(bool user_mode_only, bool* used_umo, std::string* why) {
 // tables over the whole range. Clean page-cache pages need no protection either: writing
 // one makes a private copy without the bit, and zapping one leaves an empty PTE rather
 // than a marker.
-int wp_range(int pagemap_fd, uint64_t start, uint64_t end) {
+int wp_range(int pagemap_fd, uint64_t start, uint64_t end, bool anon) {
   PmPageRegion vec[kScanVec];
   uint64_t cur = start;
   while (cur < end) {
@@ -184,8 +189,10 @@ int wp_range(int pagemap_fd, uint64_t start, uint64_t end) {
     // ignores the category filter.
     a.vec = reinterpret_cast<uintptr_t>(vec);
     a.vec_len = kScanVec;
-    a.category_inverted = kPageIsFile;
-    a.category_mask = kPageIsFile;  // not a page-cache page
+    // Only pages written since the last protection (the rest keep their bit), and in file
+    // mappings only private copies: asking for FILE makes the kernel look up every page.
+    a.category_inverted = anon ? 0 : kPageIsFile;
+    a.category_mask = kPageIsWritten | (anon ? 0 : kPageIsFile);
     a.category_anyof_mask = kPageIsPresent | kPageIsSwapped;
     a.return_mask = kPageIsWpAllowed;
     int n = ioctl(pagemap_fd, kPagemapScanIoctl, &a);
@@ -217,7 +224,7 @@ bool uffd_self_test(int uffd, int pagemap_fd, std::string* why) {
   reg.mode = UFFDIO_REGISTER_MODE_WP;
   if (ioctl(uffd, UFFDIO_REGISTER, &reg) != 0) {
     if (why) *why = std::string("UFFDIO_REGISTER (write-protect mode): ") + strerror(errno);
-  } else if (int e = wp_range(pagemap_fd, reg.range.start, reg.range.start + n * kPage)) {
+  } else if (int e = wp_range(pagemap_fd, reg.range.start, reg.range.start + n * kPage, true)) {
     if (why) *why = std::string("PAGEMAP_SCAN write-protect: ") + strerror(-e);
   } else {
     p[2 * kPage] = 2;
@@ -270,11 +277,16 @@ const char* dirty_backend_name(DirtyBackend b) {
 }
 
 bool parse_dirty_backend(std::string_view s, DirtyBackend* out) {
-  if (s == "uffd") *out = DirtyBackend::kUffdWp;
-  else if (s == "softdirty") *out = DirtyBackend::kSoftDirty;
-  else if (s == "hash") *out = DirtyBackend::kHash;
-  else if (s == "none" || s == "off") *out = DirtyBackend::kNone;
-  else return false;
+  if (s == "uffd")
+    *out = DirtyBackend::kUffdWp;
+  else if (s == "softdirty")
+    *out = DirtyBackend::kSoftDirty;
+  else if (s == "hash")
+    *out = DirtyBackend::kHash;
+  else if (s == "none" || s == "off")
+    *out = DirtyBackend::kNone;
+  else
+    return false;
   return true;
 }
 
@@ -300,8 +312,8 @@ struct DirtyTracker::Walk {
   uint64_t rmask = 0;
   uint64_t flags = 0;
 
-  Walk(const MapEntry& e, PageSelect s, std::pmr::vector<PageRun>& w,
-       std::pmr::vector<PageRun>& u, PageCounts& c)
+  Walk(const MapEntry& e, PageSelect s, std::pmr::vector<PageRun>& w, std::pmr::vector<PageRun>& u,
+       PageCounts& c)
       : m(&e),
         sel(s),
         file_vma(e.inode != 0),
@@ -318,8 +330,8 @@ struct DirtyTracker::Walk {
     counts->selected += n;
     const uint64_t end = addr + n * kPage;
     // First not-saved range that ends after addr.
-    const DirtyRange* f = std::upper_bound(forced, forced + nforced, addr,
-                                           [](uint64_t a, const DirtyRange& r) { return a < r.end; });
+    const DirtyRange* f = std::upper_bound(
+        forced, forced + nforced, addr, [](uint64_t a, const DirtyRange& r) { return a < r.end; });
     uint64_t cur = addr;
     for (; f != forced + nforced && f->start < end && cur < end; ++f) {
       const uint64_t fs = std::max(f->start, cur), fe = std::min(f->end, end);
@@ -331,7 +343,9 @@ struct DirtyTracker::Walk {
   }
 };
 
-DirtyTracker::~DirtyTracker() { release_all(); }
+DirtyTracker::~DirtyTracker() {
+  release_all();
+}
 
 bool DirtyTracker::probe(DirtyBackend b, std::string* why) {
   DirtyTracker t;
@@ -398,9 +412,11 @@ bool DirtyTracker::open_backend(DirtyBackend b, std::string* why) {
   {
     PmScanArg a{};
     a.size = sizeof a;
-    has_scan_ = ioctl(pagemap_.fd, kPagemapScanIoctl, &a) == 0;
+    has_scan_ = !force_pagemap_ && ioctl(pagemap_.fd, kPagemapScanIoctl, &a) == 0;
     a.return_mask = kPageIsGuard;
     has_guard_ = has_scan_ && ioctl(pagemap_.fd, kPagemapScanIoctl, &a) == 0;
+    a.return_mask = kPageIsSoftDirty;
+    has_sd_cat_ = has_scan_ && ioctl(pagemap_.fd, kPagemapScanIoctl, &a) == 0;
   }
   switch (b) {
     case DirtyBackend::kUffdWp: {
@@ -440,8 +456,9 @@ bool DirtyTracker::open_backend(DirtyBackend b, std::string* why) {
       if (!io) return fail("soft-dirty probe");
       if ((before & (1ull << 55)) || !(after & (1ull << 55))) {
         if (why)
-          *why = "no soft-dirty tracking in this kernel (CONFIG_MEM_SOFT_DIRTY off: pagemap bit 55 "
-                 "stays clear after a write)";
+          *why =
+              "no soft-dirty tracking in this kernel (CONFIG_MEM_SOFT_DIRTY off: pagemap bit 55 "
+              "stays clear after a write)";
         return fail(nullptr);
       }
       return true;
@@ -554,9 +571,8 @@ const void* DirtyTracker::find_region(const MapEntry& m) const {
   const auto* h = reinterpret_cast<const StoreHeader*>(store_);
   const auto* regs = reinterpret_cast<const RegionRec*>(store_ + h->off_regions);
   const RegionRec* e = regs + h->nregions;
-  const RegionRec* r = std::lower_bound(regs, e, m.start, [](const RegionRec& x, uint64_t s) {
-    return x.start < s;
-  });
+  const RegionRec* r = std::lower_bound(regs, e, m.start,
+                                        [](const RegionRec& x, uint64_t s) { return x.start < s; });
   if (r == e || r->start != m.start || r->end != m.end || r->offset != m.offset ||
       r->inode != m.inode || r->dev_major != m.dev_major || r->dev_minor != m.dev_minor)
     return nullptr;
@@ -597,7 +613,8 @@ bool DirtyTracker::region_tracked(const MapEntry& m) const {
 
 int DirtyTracker::walk_range(uint64_t start, uint64_t end, uint64_t rmask, uint64_t flags,
                              int (*fn)(void*, uint64_t, uint64_t, uint64_t), void* ctx) const {
-  if (has_scan_) {
+  // A kernel whose PAGEMAP_SCAN predates the SOFT_DIRTY category refuses the mask.
+  if (has_scan_ && (has_sd_cat_ || !(rmask & kPageIsSoftDirty))) {
     PmPageRegion vec[kScanVec];
     uint64_t cur = start;  // everything below cur has been handed to fn
     while (cur < end) {
@@ -882,17 +899,17 @@ int DirtyTracker::scan_region(const MapEntry& m, PageSelect sel, std::pmr::vecto
 
 // --- reset -----------------------------------------------------------------------------
 
-int DirtyTracker::reset(const std::pmr::vector<MapEntry>& maps, const std::pmr::vector<bool>& eligible,
-                        std::pmr::memory_resource* mr, const DirtyRange* not_saved,
-                        size_t n_not_saved) {
+int DirtyTracker::reset(const std::pmr::vector<MapEntry>& maps,
+                        const std::pmr::vector<bool>& eligible, std::pmr::memory_resource* mr,
+                        const DirtyRange* not_saved, size_t n_not_saved) {
   armed_ = false;
   stats_ = ResetStats{};
   if (backend_ == DirtyBackend::kNone) return 0;
   if (eligible.size() != maps.size()) return -EINVAL;
   if (int e = reopen_if_needed()) return e;
-  int rc = backend_ == DirtyBackend::kUffdWp ? reset_uffd(maps, eligible)
-                                             : reset_recorded(maps, eligible, mr, not_saved,
-                                                              n_not_saved);
+  int rc = backend_ == DirtyBackend::kUffdWp
+               ? reset_uffd(maps, eligible)
+               : reset_recorded(maps, eligible, mr, not_saved, n_not_saved);
   if (rc == 0 && backend_ == DirtyBackend::kUffdWp) rc = store_forced(not_saved, n_not_saved);
   if (rc != 0) return rc;
   armed_ = true;
@@ -927,7 +944,7 @@ int DirtyTracker::reset_uffd(const std::pmr::vector<MapEntry>& maps,
       ++stats_.regions_refused;
       continue;
     }
-    if (wp_range(pagemap_.fd, m.start, m.end) != 0) {
+    if (wp_range(pagemap_.fd, m.start, m.end, m.inode == 0) != 0) {
       // Partly protected is worse than not at all: drop the registration (and the bits).
       if (ioctl(uffd_.fd, UFFDIO_UNREGISTER, &rg) != 0) return -errno;
       ++stats_.regions_refused;
@@ -944,7 +961,8 @@ int DirtyTracker::store_forced(const DirtyRange* not_saved, size_t n) {
   if (n == 0 && !store_) return 0;
   if (int e = ensure_store(off_forced + n * sizeof(DirtyRange))) return e;
   auto* h = reinterpret_cast<StoreHeader*>(store_);
-  *h = StoreHeader{kStoreMagic, cookie_, 0, 0, 0, n, off_forced, off_forced, off_forced, off_forced};
+  *h =
+      StoreHeader{kStoreMagic, cookie_, 0, 0, 0, n, off_forced, off_forced, off_forced, off_forced};
   auto* f = reinterpret_cast<DirtyRange*>(store_ + off_forced);
   for (size_t i = 0; i < n; ++i) f[i] = not_saved[i];
   std::sort(f, f + n, [](const DirtyRange& a, const DirtyRange& b) { return a.start < b.start; });
@@ -963,8 +981,9 @@ struct GatherCtx {
 }  // namespace
 
 int DirtyTracker::reset_recorded(const std::pmr::vector<MapEntry>& maps,
-                                 const std::pmr::vector<bool>& eligible, std::pmr::memory_resource* mr,
-                                 const DirtyRange* not_saved, size_t n_not_saved) {
+                                 const std::pmr::vector<bool>& eligible,
+                                 std::pmr::memory_resource* mr, const DirtyRange* not_saved,
+                                 size_t n_not_saved) {
   const bool hash = backend_ == DirtyBackend::kHash;
   if (backend_ == DirtyBackend::kSoftDirty) {
     // Process-wide: clears every soft-dirty bit and VMA flag, write-protects every PTE.
@@ -1029,8 +1048,8 @@ int DirtyTracker::reset_recorded(const std::pmr::vector<MapEntry>& maps,
   uint64_t hpos = 0;
   for (size_t k = 0; k < idx.size(); ++k) {
     const MapEntry& m = maps[idx[k]];
-    regs[k] = RegionRec{m.start, m.end, m.offset, m.inode, m.dev_major, m.dev_minor,
-                        region_first[k], region_nruns[k]};
+    regs[k] = RegionRec{m.start,     m.end,       m.offset,        m.inode,
+                        m.dev_major, m.dev_minor, region_first[k], region_nruns[k]};
     const bool readable = (m.prot & PROT_READ) != 0;
     for (uint64_t j = region_first[k]; j < region_first[k] + region_nruns[k]; ++j) {
       RunRec r = runs[j];

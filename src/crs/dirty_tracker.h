@@ -63,6 +63,9 @@ class DirtyTracker {
   // Test hook: open the userfaultfd with UFFD_USER_MODE_ONLY even when privileged, the way
   // an unprivileged process must when vm.unprivileged_userfaultfd=0. Call before init().
   void set_uffd_user_mode_only(bool on) { force_user_mode_only_ = on; }
+  // Test hook: read /proc/self/pagemap words even where PAGEMAP_SCAN exists (the path of
+  // kernels before 6.7). The uffd backend needs the ioctl and refuses to init with this.
+  void set_pagemap_fallback(bool on) { force_pagemap_ = on; }
 
   DirtyBackend backend() const { return backend_; }
   // A reset() succeeded since init()/invalidate(): incremental images are possible.
@@ -119,10 +122,10 @@ class DirtyTracker {
 
   // What the last reset() did (for logs and the benchmark).
   struct ResetStats {
-    uint64_t regions_tracked = 0;  // eligible regions now tracked
-    uint64_t regions_refused = 0;  // eligible regions the kernel would not track
-    uint64_t regions_released = 0; // registrations dropped (region no longer eligible)
-    uint64_t pages_hashed = 0;     // hash backend
+    uint64_t regions_tracked = 0;   // eligible regions now tracked
+    uint64_t regions_refused = 0;   // eligible regions the kernel would not track
+    uint64_t regions_released = 0;  // registrations dropped (region no longer eligible)
+    uint64_t pages_hashed = 0;      // hash backend
   };
   const ResetStats& last_reset_stats() const { return stats_; }
 
@@ -146,18 +149,20 @@ class DirtyTracker {
   int settle_ambiguous(Walk& w, uint64_t addr, uint64_t npages);
   int hash_compare(Walk& w, uint64_t addr, uint64_t npages);
   int reset_uffd(const std::pmr::vector<MapEntry>& maps, const std::pmr::vector<bool>& eligible);
-  int reset_recorded(const std::pmr::vector<MapEntry>& maps,
-                     const std::pmr::vector<bool>& eligible, std::pmr::memory_resource* mr,
-                     const DirtyRange* not_saved, size_t n_not_saved);
+  int reset_recorded(const std::pmr::vector<MapEntry>& maps, const std::pmr::vector<bool>& eligible,
+                     std::pmr::memory_resource* mr, const DirtyRange* not_saved,
+                     size_t n_not_saved);
   int store_forced(const DirtyRange* not_saved, size_t n);
   const void* find_region(const MapEntry& m) const;
 
   DirtyBackend backend_ = DirtyBackend::kNone;
   bool armed_ = false;
   bool force_user_mode_only_ = false;
+  bool force_pagemap_ = false;
   bool user_mode_only_ = false;  // the userfaultfd was opened with UFFD_USER_MODE_ONLY
   bool has_scan_ = false;        // PAGEMAP_SCAN ioctl
   bool has_guard_ = false;       // PAGE_IS_GUARD category (Linux >= 6.14)
+  bool has_sd_cat_ = false;      // PAGE_IS_SOFT_DIRTY category (newer than the ioctl itself)
   int pid_ = 0;                  // process the descriptors belong to (fork check)
   Fd uffd_, pagemap_, mem_, clear_refs_;
   // Store: one mmap'd area (MADV_DONTDUMP|DONTFORK) holding the region records, page runs

@@ -98,7 +98,7 @@ enum ocr_record_type {
   OCR_REC_FILE = 4,       /* struct ocr_file_record + path */
   OCR_REC_REGION = 5,     /* struct ocr_region_record */
   OCR_REC_RUNS = 6,       /* struct ocr_run_record[] for one region */
-  OCR_REC_FD = 7,         /* struct ocr_fd_record + path */
+  OCR_REC_FD = 7,         /* struct ocr_fd_record + path (+ pipe bytes, see below) */
   OCR_REC_END = 8         /* empty payload; must be last */
 };
 
@@ -166,6 +166,10 @@ struct ocr_thread_record {
   uint64_t altstack_size;
   int32_t altstack_flags;
   int32_t pad;
+  char comm[16]; /* thread name (PR_GET_NAME), NUL padded */
+  int32_t nice;            /* per-thread nice value (getpriority of the tid) */
+  uint32_t cpumask_bytes;  /* bytes of cpumask in use (sched_getaffinity), 0 = not captured */
+  uint64_t cpumask[16];    /* CPU affinity, up to 1024 CPUs */
 };
 
 #define OCR_FILE_ELF (1u << 0) /* build_id is meaningful */
@@ -222,7 +226,19 @@ struct ocr_run_record {
   uint64_t hash;        /* XXH3-64 of npages * OCR_PAGE_SIZE bytes (0 when inherited) */
 };
 
-enum ocr_fd_kind { OCR_FD_REGULAR = 1, OCR_FD_DIRECTORY = 2, OCR_FD_CHARDEV = 3, OCR_FD_UNSUPPORTED = 4 };
+/* OCR_FD_PIPE: an end of a pipe whose two ends are both open in the process. `ino`
+ * names the pipe, `offset` holds its capacity (F_GETPIPE_SZ) and `size` the bytes that
+ * were buffered in it; those bytes follow the path in the record of exactly one end per
+ * pipe (the first read end listed), every other record of that pipe has size 0. Pipes
+ * with an end outside the process are OCR_FD_UNSUPPORTED. */
+enum ocr_fd_kind {
+  OCR_FD_REGULAR = 1,
+  OCR_FD_DIRECTORY = 2,
+  OCR_FD_CHARDEV = 3,
+  OCR_FD_UNSUPPORTED = 4,
+  OCR_FD_PIPE = 5
+};
+#define OCR_MAX_PIPE_BYTES (1u << 20) /* the kernel's default pipe-max-size */
 
 struct ocr_fd_record {
   int32_t fd;

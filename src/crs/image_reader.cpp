@@ -577,13 +577,22 @@ bool Validator::parse_fd(uint64_t at, const uint8_t* p, uint64_t size) {
   if (f.rec.path_len > OCR_MAX_PATH)
     return fail(
         strf("fd %d: bad path length %u (limit %u)", f.rec.fd, f.rec.path_len, OCR_MAX_PATH));
-  if (size != sizeof f.rec + f.rec.path_len)
-    return fail(strf("record at offset %llu (FD): size %llu != %zu (struct + path)",
-                     static_cast<ull>(at), static_cast<ull>(size), sizeof f.rec + f.rec.path_len));
+  const uint64_t tail = f.rec.kind == OCR_FD_PIPE ? f.rec.size : 0;
+  if (f.rec.kind == OCR_FD_PIPE && f.rec.size > OCR_MAX_PIPE_BYTES)
+    return fail(strf("fd %d: %llu bytes buffered in a pipe (limit %u)", f.rec.fd,
+                     static_cast<ull>(f.rec.size), OCR_MAX_PIPE_BYTES));
+  if (size != sizeof f.rec + f.rec.path_len + tail)
+    return fail(strf("record at offset %llu (FD): size %llu != %llu (struct + path + data)",
+                     static_cast<ull>(at), static_cast<ull>(size),
+                     static_cast<ull>(sizeof f.rec + f.rec.path_len + tail)));
   f.path.assign(reinterpret_cast<const char*>(p + sizeof f.rec), f.rec.path_len);
+  f.pipe_bytes.assign(reinterpret_cast<const char*>(p + sizeof f.rec + f.rec.path_len), tail);
   if (f.rec.fd < 0) return fail(strf("fd record with negative fd %d", f.rec.fd));
-  if (f.rec.kind < OCR_FD_REGULAR || f.rec.kind > OCR_FD_UNSUPPORTED)
+  if (f.rec.kind < OCR_FD_REGULAR || f.rec.kind > OCR_FD_PIPE)
     return fail(strf("fd %d: unknown kind %u", f.rec.fd, f.rec.kind));
+  if (f.rec.kind == OCR_FD_PIPE && (f.rec.offset <= 0 || f.rec.offset > (1ll << 31)))
+    return fail(strf("fd %d: bad pipe capacity %lld", f.rec.fd,
+                     static_cast<long long>(f.rec.offset)));
   // -1 means "no offset" (terminals, pipes, sockets): any other negative value is bad.
   if (f.rec.offset < -1)
     return fail(
@@ -813,6 +822,8 @@ const char* fd_kind_name(uint32_t kind) {
       return "chardev";
     case OCR_FD_UNSUPPORTED:
       return "unsupported";
+    case OCR_FD_PIPE:
+      return "pipe";
   }
   return "unknown";
 }

@@ -32,6 +32,7 @@ inline bool run_inherited(const ocr_run_record& run) {
 struct ImageFd {
   ocr_fd_record rec;
   std::string path;
+  std::string pipe_bytes;  // OCR_FD_PIPE: what was buffered in the pipe (one end per pipe)
 };
 
 struct Image {

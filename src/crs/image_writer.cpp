@@ -257,26 +257,33 @@ int write_image(std::pmr::memory_resource* mr, const ImageWriteSpec& spec,
       res->skipped[OCR_SKIP_SHARED_FILE] += len;
     } else {
       PageCounts pc;
+      bool whole = true;
       if (incremental && eligible.back() && tracker->region_tracked(m)) {
         written.clear();
         unchanged.clear();
-        if (int e = tracker->scan_region(m, c.select, written, unchanged, pc, mr)) {
+        int e = tracker->scan_region(m, c.select, written, unchanged, pc, mr);
+        if (e == 0) {
+          merge_runs(written, unchanged, runs, inherited);
+          r.rec.flags |= OCR_REGION_TRACKED;
+          whole = false;
+        } else if (e != -ESTALE) {  // ESTALE: not tracked after all, saved whole below
           fail_msg(res, "cannot read the dirty pages of", m.path.c_str(), e);
           tracker->invalidate();
           return -1;
         }
-        merge_runs(written, unchanged, runs, inherited);
-        r.rec.flags |= OCR_REGION_TRACKED;
-        uint64_t kept = 0;
-        for (const PageRun& u : unchanged) kept += u.npages;
-        res->skipped[OCR_SKIP_UNCHANGED] += kept * kPage;
-      } else if (int e = scanner.scan(m.start, m.end, c.select, runs, pc)) {
-        fail_msg(res, "cannot read the page map of", m.path.c_str(), e);
-        return -1;
+        if (whole) pc = PageCounts{};
+      }
+      if (whole) {
+        if (int e = scanner.scan(m.start, m.end, c.select, runs, pc)) {
+          fail_msg(res, "cannot read the page map of", m.path.c_str(), e);
+          return -1;
+        }
       }
       inherited.resize(runs.size(), 0);
       subtract_excluded(runs, inherited, r.first_run, spec.excluded, spec.nexcluded,
                         res->skipped);
+      for (size_t k = r.first_run; k < runs.size(); k++)
+        if (inherited[k]) res->skipped[OCR_SKIP_UNCHANGED] += runs[k].npages * kPage;
       if (c.kind == OCR_REGION_FILE_PRIVATE)
         res->skipped[OCR_SKIP_CLEAN_FILE] += (pc.file_clean + pc.absent) * kPage;
       else
@@ -297,7 +304,7 @@ int write_image(std::pmr::memory_resource* mr, const ImageWriteSpec& spec,
   for (const FileOut& f : files) records_size += rh + sizeof f.rec + f.path.size();
   records_size += regions.size() * (2 * rh + sizeof(ocr_region_record));
   records_size += runs.size() * sizeof(ocr_run_record);
-  for (const CapturedFd& f : fds) records_size += rh + sizeof f.rec + f.path.size();
+  for (const CapturedFd& f : fds) records_size += rh + sizeof f.rec + f.path.size() + f.data.size();
   records_size += rh;
   const uint64_t data_offset = align_up(OCR_HEADER_AREA + records_size, kPage);
 
@@ -351,7 +358,7 @@ int write_image(std::pmr::memory_resource* mr, const ImageWriteSpec& spec,
     rec.add(OCR_REC_REGION, &r.rec, sizeof r.rec);
     rec.add(OCR_REC_RUNS, run_recs.data() + r.first_run, r.rec.nruns * sizeof(ocr_run_record));
   }
-  for (const CapturedFd& f : fds) rec.add(OCR_REC_FD, &f.rec, sizeof f.rec, f.path);
+  for (const CapturedFd& f : fds) rec.add(OCR_REC_FD, &f.rec, sizeof f.rec, f.path, f.data);
   rec.add(OCR_REC_END, nullptr, 0);
   if (rec.size() != records_size) return abort_write("internal: record size mismatch", "", EINVAL);
 

@@ -37,6 +37,71 @@ long read_small(const char* path, char* buf, size_t cap) {
   return static_cast<long>(got);
 }
 
+bool is_anonymous_pipe(const CapturedFd& c) {
+  return c.rec.kind == OCR_FD_UNSUPPORTED && c.path.substr(0, 6) == "pipe:[";
+}
+
+int access_mode(const CapturedFd& c) { return static_cast<int>(c.rec.flags) & O_ACCMODE; }
+
+// Reads everything buffered in the pipe of read end `rfd` and puts it back through write
+// end `wfd`; both opened anew via /proc so the application's own descriptions (and their
+// O_NONBLOCK) stay untouched. Returns the bytes (arena memory), or an empty view.
+std::string_view drain_and_refill(int rfd, int wfd, std::pmr::memory_resource* mr) {
+  char path[40];
+  snprintf(path, sizeof path, "/proc/self/fd/%d", rfd);
+  int r = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (r < 0) return {};
+  snprintf(path, sizeof path, "/proc/self/fd/%d", wfd);
+  int w = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (w < 0) {
+    close(r);
+    return {};
+  }
+  char* buf = static_cast<char*>(mr->allocate(OCR_MAX_PIPE_BYTES, 16));
+  size_t got = 0;
+  for (;;) {
+    ssize_t n = read(r, buf + got, OCR_MAX_PIPE_BYTES - got);
+    if (n > 0) {
+      got += static_cast<size_t>(n);
+      if (got == OCR_MAX_PIPE_BYTES) break;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    break;  // EAGAIN: empty
+  }
+  for (size_t put = 0; put < got;) {
+    ssize_t n = write(w, buf + put, got - put);
+    if (n > 0) put += static_cast<size_t>(n);
+    else if (!(n < 0 && errno == EINTR)) break;  // cannot happen: it all fit before
+  }
+  close(r);
+  close(w);
+  return std::string_view(buf, got);
+}
+
+// Turns anonymous pipes with a read and a write end among `out` into OCR_FD_PIPE records.
+void capture_internal_pipes(std::pmr::memory_resource* mr, std::pmr::vector<CapturedFd>& out) {
+  for (size_t i = 0; i < out.size(); i++) {
+    if (!is_anonymous_pipe(out[i])) continue;
+    int rfd = -1, wfd = -1;
+    for (const CapturedFd& c : out) {
+      if (!is_anonymous_pipe(c) || c.rec.ino != out[i].rec.ino) continue;
+      if (access_mode(c) == O_RDONLY && rfd < 0) rfd = c.rec.fd;
+      if (access_mode(c) == O_WRONLY && wfd < 0) wfd = c.rec.fd;
+    }
+    if (rfd < 0 || wfd < 0) continue;  // the other end is elsewhere: not restorable
+    const long cap = fcntl(rfd, F_GETPIPE_SZ);
+    std::string_view data = drain_and_refill(rfd, wfd, mr);
+    for (CapturedFd& c : out) {
+      if (!is_anonymous_pipe(c) || c.rec.ino != out[i].rec.ino) continue;
+      c.rec.kind = OCR_FD_PIPE;
+      c.rec.offset = cap > 0 ? cap : 65536;
+      c.rec.size = c.rec.fd == rfd ? data.size() : 0;
+      if (c.rec.fd == rfd) c.data = data;
+    }
+  }
+}
+
 }  // namespace
 
 int capture_fds(std::pmr::memory_resource* mr, const int* skip, int nskip,
@@ -87,6 +152,7 @@ int capture_fds(std::pmr::memory_resource* mr, const int* skip, int nskip,
     }
   }
   close(dfd);
+  capture_internal_pipes(mr, out);
   return 0;
 }
 

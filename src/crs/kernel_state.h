@@ -17,9 +17,12 @@ namespace ocr {
 struct CapturedFd {
   ocr_fd_record rec{};
   std::string_view path;  // in arena memory
+  std::string_view data;  // OCR_FD_PIPE: the bytes buffered in the pipe (one end per pipe)
 };
 
-// Records every open descriptor except those in `skip` (the runtime's own).
+// Records every open descriptor except those in `skip` (the runtime's own). Pipes whose
+// both ends are open here become OCR_FD_PIPE: their buffered bytes are read out through a
+// second open of the pipe, kept in `data`, and written back, so the process sees no change.
 int capture_fds(std::pmr::memory_resource* mr, const int* skip, int nskip,
                 std::pmr::vector<CapturedFd>& out);
 

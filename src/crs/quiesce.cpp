@@ -5,6 +5,8 @@
 #include <asm/prctl.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -14,6 +16,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+
+#include "hints/hints_internal.h"
 
 namespace ocr {
 namespace {
@@ -57,6 +61,13 @@ void quiesce_handler(int, siginfo_t* si, void*) {
   int saved_errno = errno;
   // Only our own tgkill during a checkpoint parks a thread; a stray signal is ignored.
   if (si->si_code != SI_TKILL || si->si_pid != getpid()) {
+    errno = saved_errno;
+    return;
+  }
+  // Inside a hints API call the thread may hold the registry lock the agent needs: it
+  // parks when the call returns (quiesce_redeliver_self).
+  if (hints::tls_api_depth > 0) {
+    hints::tls_quiesce_deferred = 1;
     errno = saved_errno;
     return;
   }
@@ -151,6 +162,12 @@ void capture_thread_self(ocr_thread_record* rec) {
   uint64_t mask = 0;
   syscall(SYS_rt_sigprocmask, SIG_BLOCK, nullptr, &mask, 8);
   rec->sigmask = mask;
+  prctl(PR_GET_NAME, rec->comm, 0, 0, 0);
+  // Per-thread scheduling attributes. getpriority's raw return is 20 - nice.
+  long prio = syscall(SYS_getpriority, PRIO_PROCESS, 0);
+  rec->nice = prio >= 0 ? static_cast<int32_t>(20 - prio) : 0;
+  long n = syscall(SYS_sched_getaffinity, 0, sizeof rec->cpumask, rec->cpumask);
+  rec->cpumask_bytes = n > 0 ? static_cast<uint32_t>(n) : 0;
 }
 
 int quiesce_install(int signo) {
@@ -179,10 +196,26 @@ int quiesce_all(const pid_t* exempt, int nexempt, int timeout_ms, char* err, siz
       snprintf(err, errcap, "cannot list the process's threads: %s", strerror(-fresh));
       break;
     }
-    if (!wait_at_least(&g_q.acks, static_cast<uint32_t>(nsignalled), deadline)) {
+    // A thread that was already on its way out (glibc blocks all signals before a thread
+    // ends) never answers: stop counting it once it is gone.
+    bool all_stopped = false;
+    int gone = 0;
+    for (;;) {
+      const uint32_t want = static_cast<uint32_t>(nsignalled - gone);
+      const int64_t slice = now_ms() + 20;
+      if (wait_at_least(&g_q.acks, want, slice < deadline ? slice : deadline)) {
+        all_stopped = true;
+        break;
+      }
+      if (now_ms() >= deadline) break;
+      gone = 0;
+      for (int i = 0; i < nsignalled; i++)
+        if (syscall(SYS_tgkill, getpid(), signalled[i], 0) != 0 && errno == ESRCH) gone++;
+    }
+    if (!all_stopped) {
       snprintf(err, errcap,
                "only %u of %d threads stopped within %d ms (a thread blocking signal %d?)",
-               g_q.acks.load(), nsignalled, timeout_ms, g_q.signo);
+               g_q.acks.load(), nsignalled - gone, timeout_ms, g_q.signo);
       break;
     }
     if (fresh == 0) {
@@ -199,6 +232,10 @@ int quiesce_all(const pid_t* exempt, int nexempt, int timeout_ms, char* err, siz
   wait_at_least(&g_q.acks, g_q.nslots.load(), now_ms() + 1000);
   quiesce_release();
   return -1;
+}
+
+void quiesce_redeliver_self() {
+  if (g_q.active.load()) syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), g_q.signo);
 }
 
 void quiesce_release() {

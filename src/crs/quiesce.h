@@ -33,6 +33,9 @@ int quiesce_install(int signo);
 // parked). Allocates nothing.
 int quiesce_all(const pid_t* exempt, int nexempt, int timeout_ms, char* err, size_t errcap);
 
+// Called when a thread leaves a hints API call during which it ignored the quiesce signal.
+void quiesce_redeliver_self();
+
 // Lets every parked thread continue (after a checkpoint, or in a restored process).
 void quiesce_release();
 

@@ -6,6 +6,9 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <linux/sched.h>
 #include <sys/rseq.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -13,6 +16,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -70,6 +74,65 @@ int lift_fd(int fd, int floor) {
   close(fd);
   errno = e;
   return n;
+}
+
+pid_t g_restored_child = 0;
+
+void forward_signal(int sig) { kill(g_restored_child, sig); }
+
+// The parent of a restore that kept the old PID: it stays as ompi-restart's process, so
+// whoever started it still waits for the program's end and gets its exit status; the
+// program dies with it (PDEATHSIG), and signals sent to it are passed on.
+[[noreturn]] void wait_for_restored(pid_t child) {
+  g_restored_child = child;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = forward_signal;
+  sa.sa_flags = SA_RESTART;
+  for (int sig : {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM, SIGWINCH, SIGCONT})
+    sigaction(sig, &sa, nullptr);
+  // The terminal sends these to the whole foreground group, the program included.
+  signal(SIGINT, SIG_IGN);
+  signal(SIGQUIT, SIG_IGN);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  int status = 0;
+  while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
+  const int sig = WIFSIGNALED(status) ? WTERMSIG(status) : SIGKILL;
+  signal(sig, SIG_DFL);
+  raise(sig);
+  _exit(128 + sig);
+}
+
+// Continues the restore in a child that has the checkpointed process's PID, when that
+// PID is free and this process may choose PIDs (root, or CAP_CHECKPOINT_RESTORE). In the
+// parent it never returns. Returns true in the child, false when the PID could not be
+// kept (the restore then goes on in this process, with new ids).
+bool continue_with_pid(pid_t want, bool verbose) {
+  if (want <= 0 || want == getpid()) return want == getpid();
+  fflush(stdout);
+  fflush(stderr);
+  const pid_t parent = getpid();
+  pid_t tids[1] = {want};
+  struct clone_args ca;
+  memset(&ca, 0, sizeof ca);
+  ca.exit_signal = SIGCHLD;
+  ca.set_tid = reinterpret_cast<uint64_t>(tids);
+  ca.set_tid_size = 1;
+  long r = syscall(SYS_clone3, &ca, sizeof ca);
+  if (r < 0) {
+    if (verbose)
+      fprintf(stderr, "ompi-cr-restore: note: cannot restore as PID %d (%s); new PID and thread ids\n",
+              want, strerror(errno));
+    return false;
+  }
+  if (r > 0) wait_for_restored(static_cast<pid_t>(r));
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(125);  // the waiter is already gone
+  return true;
 }
 
 class PlanBuilder {
@@ -141,6 +204,9 @@ bool restore_process(const std::string& image_path, const RestoreOptions& opt, s
     for (const Special& s : cur) specials.push_back({s.start, s.end, saved_vvar + (s.start - cur_vvar)});
   }
 
+  // From here on the restore happens in a process with the old PID if possible.
+  const bool keep_ids = continue_with_pid(img.header.pid, opt.verbose);
+
   // Files: descriptors the program had (0-2 are always ompi-restart's own), files to map.
   std::vector<ocr_plan_fd> fds;
   std::vector<int> to_close;
@@ -150,8 +216,54 @@ bool restore_process(const std::string& image_path, const RestoreOptions& opt, s
   auto cleanup = [&]() {
     for (int fd : to_close) close(fd);
   };
+  // Pipes the process had with itself: one new pipe each, refilled with what was buffered.
+  std::vector<std::pair<uint64_t, std::array<int, 2>>> pipes;  // ino -> {read, write}
+  for (const ImageFd& f : img.fds) {
+    if (f.rec.kind != OCR_FD_PIPE) continue;
+    auto it = std::find_if(pipes.begin(), pipes.end(), [&](auto& p) { return p.first == f.rec.ino; });
+    if (it == pipes.end()) {
+      int pf[2];
+      if (pipe2(pf, O_CLOEXEC | O_NONBLOCK) != 0) {
+        int e = errno;
+        cleanup();
+        return fail("cannot create a pipe for fd " + std::to_string(f.rec.fd) + ": " + errno_str(e));
+      }
+      fcntl(pf[1], F_SETPIPE_SZ, static_cast<int>(f.rec.offset));  // best effort
+      for (int& end : pf) {
+        end = lift_fd(end, floor);
+        if (end < 0) {
+          cleanup();
+          return fail("out of file descriptors");
+        }
+        to_close.push_back(end);
+      }
+      pipes.push_back({f.rec.ino, {pf[0], pf[1]}});
+      it = pipes.end() - 1;
+    }
+    if (!f.pipe_bytes.empty()) {
+      ssize_t n = write(it->second[1], f.pipe_bytes.data(), f.pipe_bytes.size());
+      if (n != static_cast<ssize_t>(f.pipe_bytes.size())) {
+        cleanup();
+        return fail("cannot refill the pipe of fd " + std::to_string(f.rec.fd) + " with " +
+                    std::to_string(f.pipe_bytes.size()) + " bytes");
+      }
+    }
+  }
+  for (auto& p : pipes)  // status flags (O_NONBLOCK, ...) of each end as the program had them
+    for (const ImageFd& f : img.fds)
+      if (f.rec.kind == OCR_FD_PIPE && f.rec.ino == p.first) {
+        const int end = (f.rec.flags & O_ACCMODE) == O_RDONLY ? p.second[0] : p.second[1];
+        fcntl(end, F_SETFL, static_cast<int>(f.rec.flags) & (O_NONBLOCK | O_APPEND | O_ASYNC | O_DIRECT));
+      }
+
   for (const ImageFd& f : img.fds) {
     if (f.rec.fd <= 2) continue;
+    if (f.rec.kind == OCR_FD_PIPE) {
+      auto it = std::find_if(pipes.begin(), pipes.end(), [&](auto& p) { return p.first == f.rec.ino; });
+      const int end = (f.rec.flags & O_ACCMODE) == O_RDONLY ? it->second[0] : it->second[1];
+      fds.push_back({end, f.rec.fd, -1, (f.rec.fd_flags & FD_CLOEXEC) ? 1u : 0u, 0});
+      continue;
+    }
     if (f.rec.kind == OCR_FD_UNSUPPORTED) {
       if (opt.verbose)
         fprintf(stderr, "ompi-cr-restore: fd %d (%s) is not a file and stays closed\n", f.rec.fd,
@@ -160,7 +272,11 @@ bool restore_process(const std::string& image_path, const RestoreOptions& opt, s
     }
     int flags = static_cast<int>(f.rec.flags) & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY);
     if (f.rec.kind == OCR_FD_DIRECTORY) flags = O_RDONLY | O_DIRECTORY;
-    int fd = open(f.path.c_str(), flags | O_CLOEXEC);
+    // A file under /proc/<its own pid>/ means the same file of the restored process.
+    std::string path = f.path;
+    const std::string own = "/proc/" + std::to_string(img.header.pid) + "/";
+    if (!keep_ids && path.compare(0, own.size(), own) == 0) path = "/proc/self/" + path.substr(own.size());
+    int fd = open(path.c_str(), flags | O_CLOEXEC);
     if (fd < 0) {
       int e = errno;
       cleanup();
@@ -369,6 +485,7 @@ bool restore_process(const std::string& image_path, const RestoreOptions& opt, s
     snprintf(plan.image_path, sizeof plan.image_path, "%s", real ? real : img.path.c_str());
     free(real);
   }
+  plan.keep_tids = keep_ids;
   plan.tid_offset = pr.tid_offset;
   plan.rseq_offset = pr.rseq_offset;
   plan.rseq_size = pr.rseq_size;

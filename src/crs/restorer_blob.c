@@ -18,9 +18,10 @@
 enum {
   SYS_read_ = 0, SYS_write_ = 1, SYS_close_ = 3, SYS_lseek_ = 8, SYS_mmap_ = 9,
   SYS_mprotect_ = 10, SYS_munmap_ = 11, SYS_rt_sigprocmask_ = 14, SYS_pread64_ = 17,
-  SYS_mremap_ = 25, SYS_madvise_ = 28, SYS_exit_ = 60, SYS_sigaltstack_ = 131, SYS_prctl_ = 157,
+  SYS_mremap_ = 25, SYS_madvise_ = 28, SYS_setpriority_ = 141, SYS_sched_setaffinity_ = 203, SYS_exit_ = 60, SYS_sigaltstack_ = 131, SYS_prctl_ = 157,
   SYS_arch_prctl_ = 158, SYS_gettid_ = 186, SYS_set_tid_address_ = 218,
-  SYS_exit_group_ = 231, SYS_set_robust_list_ = 273, SYS_dup3_ = 292, SYS_rseq_ = 334
+  SYS_exit_group_ = 231, SYS_set_robust_list_ = 273, SYS_dup3_ = 292, SYS_rseq_ = 334,
+  SYS_clone3_ = 435
 };
 #define PROT_READ_ 1
 #define PROT_WRITE_ 2
@@ -274,6 +275,15 @@ __attribute__((noreturn)) static void enter_thread(struct ocr_plan* p, struct oc
     SYS1(SYS_set_tid_address_, tidp);
   }
   if (t->gs_base) SYS2(SYS_arch_prctl_, ARCH_SET_GS_, t->gs_base);
+  if (t->cpumask_bytes && t->cpumask_bytes <= sizeof t->cpumask) /* fails harmlessly if CPUs are gone */
+    SYS3(SYS_sched_setaffinity_, 0, t->cpumask_bytes, t->cpumask);
+  if (t->nice) SYS3(SYS_setpriority_, 0 /* PRIO_PROCESS */, 0 /* this thread */, t->nice);
+  if (t->comm[0]) {
+    char name[17];
+    for (int i = 0; i < 16; i++) name[i] = t->comm[i];
+    name[16] = 0;
+    SYS2(SYS_prctl_, 15 /* PR_SET_NAME */, name);
+  }
   if (t->robust_list) SYS2(SYS_set_robust_list_, t->robust_list, t->robust_len);
   if (p->rseq_size) /* glibc's per-thread rseq area; a failure only costs sched_getcpu speed */
     SYS4(SYS_rseq_, t->fs_base + (uint64_t)(int64_t)p->rseq_offset, p->rseq_size, 0, p->rseq_sig);
@@ -290,20 +300,21 @@ __attribute__((noreturn)) static void enter_thread(struct ocr_plan* p, struct oc
   resume_context(&t->ctx);
 }
 
-/* clone() for a thread whose first code is `fn(arg)` on `stack`; returns in the parent. */
-long ocr_blob_clone(unsigned long flags, uint64_t stack, int32_t* ptid, int32_t* ctid,
-                    uint64_t tls, void (*fn)(void*), void* arg);
+/* Kernel layout of struct clone_args (clone3). */
+struct clone_args_ {
+  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+  uint64_t set_tid, set_tid_size, cgroup;
+};
+
+/* clone3() for a thread whose first code is fn(arg): the caller stores fn and arg at the
+ * top of the child's stack (args->stack + args->stack_size), the child pops and calls them.
+ * Returns in the parent only. */
+long ocr_blob_clone3(struct clone_args_* args, uint64_t size);
 __asm__(
     ".pushsection .text\n"
-    ".type ocr_blob_clone,@function\n"
-    "ocr_blob_clone:\n"
-    "  mov 8(%rsp), %rax\n"
-    "  and $-16, %rsi\n"
-    "  sub $16, %rsi\n"
-    "  mov %r9, 0(%rsi)\n"
-    "  mov %rax, 8(%rsi)\n"
-    "  mov %rcx, %r10\n"
-    "  mov $56, %eax\n"
+    ".type ocr_blob_clone3,@function\n"
+    "ocr_blob_clone3:\n"
+    "  mov $435, %eax\n"
     "  syscall\n"
     "  test %rax, %rax\n"
     "  jnz 1f\n"
@@ -361,13 +372,35 @@ __attribute__((section(".text.entry"), noreturn)) void ocr_blob_entry(struct ocr
     put(" threads\n");
   }
 
+  /* Each thread gets its old thread id back when it is free (and we may choose ids):
+   * glibc keeps owner tids inside mutexes and rwlocks, and programs keep gettid() values. */
   struct ocr_plan_thread* th = at(p, p->threads_off);
   for (unsigned i = 0; i < p->nthreads; i++) {
     if (i == p->main_index) continue;
     th[i].plan_addr = (uint64_t)(uintptr_t)p;
     int32_t* tidp = (int32_t*)(uintptr_t)(th[i].rec.fs_base + p->tid_offset);
-    long r = ocr_blob_clone(CLONE_THREAD_FLAGS, th[i].blob_stack_top, tidp, tidp, th[i].rec.fs_base,
-                            thread_start, &th[i]);
+    uint64_t top = (th[i].blob_stack_top & ~15ull) - 16;
+    ((uint64_t*)(uintptr_t)top)[0] = (uint64_t)(uintptr_t)thread_start;
+    ((uint64_t*)(uintptr_t)top)[1] = (uint64_t)(uintptr_t)&th[i];
+    int64_t want = th[i].rec.tid;
+    struct clone_args_ ca;
+    memset(&ca, 0, sizeof ca);
+    ca.flags = CLONE_THREAD_FLAGS;
+    ca.child_tid = (uint64_t)(uintptr_t)tidp;
+    ca.parent_tid = (uint64_t)(uintptr_t)tidp;
+    ca.stack = top - 4096; /* the blob's code needs little; the slot is larger */
+    ca.stack_size = 4096;
+    ca.tls = th[i].rec.fs_base;
+    if (p->keep_tids) {
+      ca.set_tid = (uint64_t)(uintptr_t)&want;
+      ca.set_tid_size = 1;
+    }
+    long r = ocr_blob_clone3(&ca, sizeof ca);
+    if (r < 0 && p->keep_tids) { /* that id is taken: a new one it is */
+      ca.set_tid = 0;
+      ca.set_tid_size = 0;
+      r = ocr_blob_clone3(&ca, sizeof ca);
+    }
     if (r < 0) fail("creating a thread", th[i].rec.fs_base, r);
   }
   enter_thread(p, &th[p->main_index], 1);

@@ -10,6 +10,7 @@
 // so in a restored process it wakes up at that point (ocr_ctx_capture returns 1), waits
 // for every application thread to be back, frees the restorer's memory and releases them.
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -36,6 +37,7 @@
 #include "crs/region_classifier.h"
 #include "crs/quiesce.h"
 #include "crs/scratch_arena.h"
+#include "hints/hints_internal.h"
 #include "snapc/control_channel.h"
 
 extern "C" {
@@ -47,13 +49,16 @@ namespace ocr {
 namespace {
 
 constexpr uint32_t kRseqSig = 0x53053053;  // glibc's RSEQ_SIG on x86
-constexpr int kQuiesceTimeoutMs = 10000;
+constexpr int kDefaultQuiesceTimeoutMs = 10000;
+constexpr int kDefaultCriticalSectionTimeoutMs = 30000;
 
 struct Runtime {
   std::atomic<int> eventfd{-1};
   int trigger_signal = SIGUSR2;
   int quiesce_signal = 0;
   bool verbose = false;
+  int quiesce_timeout_ms = kDefaultQuiesceTimeoutMs;
+  int cs_timeout_ms = kDefaultCriticalSectionTimeoutMs;
   uint32_t tid_offset = 0;  // 0 = unknown: checkpoints are refused
   pid_t agent_tid = 0;
   alignas(ScratchArena) unsigned char arena_storage[sizeof(ScratchArena)] = {};
@@ -75,6 +80,16 @@ struct Runtime {
   char parent_path[OCR_MAX_PATH] = {};
   uint64_t parent_hash = 0;
   uint32_t parent_chain = 0;
+  // In-process requests (ompi_cr_checkpoint): a flag the agent takes, and a counter of
+  // finished checkpoints the requesting thread waits on; `restarts` tells it whether it
+  // woke up in a restored process.
+  std::atomic<uint64_t> requested{0};  // tickets handed out to in-process requesters
+  std::atomic<uint64_t> taken{0};      // highest ticket the checkpoint in progress serves
+  std::atomic<uint64_t> served{0};     // highest ticket whose checkpoint has finished
+  std::atomic<uint32_t> done_gen{0};
+  std::atomic<uint32_t> restarts{0};
+  std::atomic<int> last_result{0};
+  std::atomic<int> agent_running{0};
 };
 constinit Runtime g_rt;
 
@@ -101,6 +116,14 @@ int signal_from_env(const char* name, int def) {
   char* end;
   long n = strtol(v, &end, 10);
   return (*end == 0 && n > 0 && n < 65) ? static_cast<int>(n) : def;
+}
+
+int int_from_env(const char* name, int def) {
+  const char* v = getenv(name);
+  if (!v || !*v) return def;
+  char* end;
+  long n = strtol(v, &end, 10);
+  return (*end == 0 && n > 0 && n <= 24 * 3600 * 1000) ? static_cast<int>(n) : def;
 }
 
 // glibc keeps the kernel tid inside struct pthread; a restored thread has a new tid,
@@ -195,7 +218,7 @@ void on_restored(uint32_t app_threads) {
   int efd = eventfd(0, EFD_CLOEXEC);
   g_rt.eventfd.store(efd);
   g_rt.agent_tid = static_cast<pid_t>(syscall(SYS_gettid));
-  if (!quiesce_wait_restored(app_threads, kQuiesceTimeoutMs)) {
+  if (!quiesce_wait_restored(app_threads, g_rt.quiesce_timeout_ms)) {
     static const char msg[] = "ompi-cr: restored threads did not come back\n";
     if (write(2, msg, sizeof msg - 1) < 0) { /* exiting anyway */ }
     _exit(125);
@@ -204,6 +227,7 @@ void on_restored(uint32_t app_threads) {
     munmap(reinterpret_cast<void*>(ompi_cr_restore_info.hole_start), ompi_cr_restore_info.hole_size);
   // The next incremental image builds on the one restored from; tracking must be armed
   // before the application writes anything.
+  g_rt.restarts.fetch_add(1);
   snprintf(g_rt.parent_path, sizeof g_rt.parent_path, "%s", ompi_cr_restore_info.image_path);
   g_rt.parent_hash = ompi_cr_restore_info.image_hash;
   g_rt.parent_chain = ompi_cr_restore_info.chain_length;
@@ -238,45 +262,58 @@ void register_agent() {
   if (!write_agent_info(info, &err)) log("cannot register with the control directory: %s", err.c_str());
 }
 
+// Wakes the threads waiting in ompi_cr_checkpoint() for the checkpoint that just ended;
+// an external (ompi-checkpoint) request serves no ticket and wakes nobody for good.
+void finish_checkpoint(const CheckpointRequest& req, int result) {
+  if (req.id != 0) return;
+  g_rt.last_result.store(result);
+  g_rt.served.store(g_rt.taken.load());
+  g_rt.done_gen.fetch_add(1);
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&g_rt.done_gen), FUTEX_WAKE, INT32_MAX, nullptr,
+          nullptr, 0);
+}
+
 void report(const CheckpointRequest& req, bool ok, const char* image, const char* message,
             uint64_t seq, const ImageWriteResult* wr, uint64_t micros, uint64_t threads) {
+  if (req.id == 0) return;  // an in-process request: answered through finish_checkpoint
   uint64_t zero[OCR_SKIP_REASONS] = {};
   write_result_nomalloc(getpid(), req.id, ok, image, message, seq, wr ? wr->saved_bytes : 0,
                         wr ? wr->skipped : zero, micros, threads);
 }
 
-void checkpoint(const CheckpointRequest& req) {
+// Returns 0 after a committed image, -1 otherwise; 1 in a restored process.
+int write_checkpoint(const CheckpointRequest& req) {
   g_rt.t0 = now_us();
   bool incremental = false;
   if (req.kind == "incremental" || req.kind == "auto") {
     const char* why = incremental_blocker();
     if (why && req.kind == "incremental") {
       report(req, false, "", (std::string("no incremental image: ") + why).c_str(), 0, nullptr, 0, 0);
-      return;
+      return -1;
     }
     incremental = why == nullptr;
   } else if (req.kind != "full") {
     report(req, false, "", ("image kind '" + req.kind + "' is not supported").c_str(), 0, nullptr, 0, 0);
-    return;
+    return -1;
   }
   if (!g_rt.tid_offset) {
     report(req, false, "", "glibc's thread id field was not found; cannot restore threads", 0,
            nullptr, 0, 0);
-    return;
+    return -1;
   }
   std::string base = req.snapshot_dir.empty() ? default_snapshot_dir() : req.snapshot_dir;
   std::string dir = base + "/ompi_cr_" + std::to_string(getpid()) + ".ckpt";
   std::string err;
   if (!make_dirs(dir, &err)) {
     report(req, false, "", err.c_str(), 0, nullptr, 0, 0);
-    return;
+    return -1;
   }
   g_rt.seq = next_seq(dir);
   std::string final_path = dir + "/" + std::to_string(g_rt.seq) + ".crimg";
   std::string tmp_path = final_path + ".tmp";
   if (final_path.size() >= OCR_MAX_PATH) {
     report(req, false, "", "snapshot path too long", 0, nullptr, 0, 0);
-    return;
+    return -1;
   }
   // The parent is named relative to the new image when they share a directory.
   static char parent_ref[OCR_MAX_PATH];
@@ -286,7 +323,7 @@ void checkpoint(const CheckpointRequest& req) {
     if (parent.compare(0, dir.size() + 1, dir + "/") == 0) parent = parent.substr(dir.size() + 1);
     if (parent.size() >= sizeof(ocr_image_header{}.parent)) {
       report(req, false, "", "parent image path too long for the header", 0, nullptr, 0, 0);
-      return;
+      return -1;
     }
     snprintf(parent_ref, sizeof parent_ref, "%s", parent.c_str());
   }
@@ -297,10 +334,10 @@ void checkpoint(const CheckpointRequest& req) {
   // From here until release: no malloc, no locks the application may hold.
   char qerr[256];
   const pid_t exempt[] = {g_rt.agent_tid};
-  int n = quiesce_all(exempt, 1, kQuiesceTimeoutMs, qerr, sizeof qerr);
+  int n = quiesce_all(exempt, 1, g_rt.quiesce_timeout_ms, qerr, sizeof qerr);
   if (n < 0) {
     report(req, false, "", qerr, 0, nullptr, 0, 0);
-    return;
+    return -1;
   }
   uint32_t nslots = 0;
   const ThreadSlot* slots = quiesce_slots(&nslots);
@@ -310,6 +347,7 @@ void checkpoint(const CheckpointRequest& req) {
   const uint32_t app_threads = nthreads;
 
   g_rt.arena->reset();
+  static std::pmr::vector<hints::ExcludedRange>* hinted;
   ocr_thread_record& agent = threads[nthreads++];
   memset(&agent, 0, sizeof agent);
   capture_thread_self(&agent);
@@ -317,12 +355,17 @@ void checkpoint(const CheckpointRequest& req) {
   if (ocr_ctx_capture(&agent.ctx) != 0) {
     // A restored process, resuming here. Only what was set before the capture is valid.
     on_restored(app_threads);
-    register_agent();
-    log("restored (generation %llu)", static_cast<unsigned long long>(ompi_cr_restore_info.generation));
-    return;
+    return 1;
   }
 
+  // What the application asked to leave out, read while no thread can change it.
+  hinted = new (g_rt.arena->allocate(sizeof *hinted, alignof(std::pmr::vector<hints::ExcludedRange>)))
+      std::pmr::vector<hints::ExcludedRange>(g_rt.arena);
+  hints::collect_exclusions(g_rt.arena, *hinted);
+  static_assert(sizeof(hints::ExcludedRange) == sizeof(ExcludedPages));
   ImageWriteSpec spec;
+  spec.excluded = reinterpret_cast<const ExcludedPages*>(hinted->data());
+  spec.nexcluded = static_cast<int>(hinted->size());
   spec.dir = g_rt.dir;
   spec.final_path = g_rt.final_path;
   spec.tmp_path = g_rt.tmp_path;
@@ -382,6 +425,37 @@ void checkpoint(const CheckpointRequest& req) {
   report(req, rc == 0, rc == 0 ? g_rt.final_path : "", rc == 0 ? "" : wr.message, g_rt.seq, &wr,
          micros, nthreads);
   log("checkpoint %s: %s", rc == 0 ? "committed" : "failed", rc == 0 ? g_rt.final_path : wr.message);
+  return rc == 0 ? 0 : -1;
+}
+
+// The whole sequence around an image: callbacks and critical sections on both sides.
+void checkpoint(const CheckpointRequest& req) {
+  hints::run_callbacks(OMPI_CR_PHASE_CHECKPOINT);
+  if (!hints::begin_checkpoint_barrier(g_rt.cs_timeout_ms)) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "critical sections stayed open for more than %d ms",
+             g_rt.cs_timeout_ms);
+    report(req, false, "", msg, 0, nullptr, 0, 0);
+    hints::run_callbacks(OMPI_CR_PHASE_CONTINUE);
+    finish_checkpoint(req, -ETIMEDOUT);
+    return;
+  }
+  int rc = write_checkpoint(req);
+  hints::end_checkpoint_barrier();
+  if (rc == 1) {
+    register_agent();
+    log("restored (generation %u)", g_rt.restarts.load());
+    hints::run_callbacks(OMPI_CR_PHASE_RESTART);
+    finish_checkpoint(req, 0);
+    // In-process requests made after this image was taken are still to be served.
+    if (g_rt.requested.load() > g_rt.taken.load()) {
+      uint64_t one = 1;
+      if (write(g_rt.eventfd.load(), &one, sizeof one) < 0) { /* the agent polls anyway */ }
+    }
+    return;
+  }
+  hints::run_callbacks(OMPI_CR_PHASE_CONTINUE);
+  finish_checkpoint(req, rc == 0 ? 0 : -EIO);
 }
 
 void* agent_main(void*) {
@@ -398,6 +472,13 @@ void* agent_main(void*) {
     }
     CheckpointRequest req;
     std::string err;
+    if (g_rt.requested.load() > g_rt.served.load()) {
+      // Every ticket handed out so far is served by this one checkpoint.
+      g_rt.taken.store(g_rt.requested.load());
+      req.kind = "full";  // id 0: answered to the waiting threads, not through a file
+      checkpoint(req);
+      req = CheckpointRequest{};
+    }
     if (take_request(getpid(), &req, &err)) {
       checkpoint(req);
     } else if (!err.empty()) {
@@ -420,7 +501,9 @@ void start_agent() {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_create(&t, &attr, agent_main, nullptr);
+  // Requests made before the agent first runs wait in the eventfd: the runtime is active
+  // from here on.
+  if (pthread_create(&t, &attr, agent_main, nullptr) == 0) g_rt.agent_running.store(1);
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
@@ -430,7 +513,11 @@ void child_after_fork() {
   // lineage of their own, and the parent's tracking descriptors are not the child's.
   new_arena();
   g_rt.parent_path[0] = 0;
-  init_tracker();
+  // init() on the inherited object: it recognises and closes the parent's descriptors.
+  if (g_rt.tracker) {
+    std::string err;
+    if (!g_rt.tracker->init(&err)) g_rt.tracker_backend = DirtyBackend::kNone;
+  }
   start_agent();
 }
 
@@ -439,6 +526,8 @@ __attribute__((constructor)) void runtime_init() {
   g_rt.verbose = getenv("OMPI_CR_VERBOSE") != nullptr;
   g_rt.trigger_signal = signal_from_env("OMPI_CR_SIGNAL", SIGUSR2);
   g_rt.quiesce_signal = signal_from_env("OMPI_CR_QUIESCE_SIGNAL", SIGRTMAX - 3);
+  g_rt.quiesce_timeout_ms = int_from_env("OMPI_CR_QUIESCE_TIMEOUT_MS", kDefaultQuiesceTimeoutMs);
+  g_rt.cs_timeout_ms = int_from_env("OMPI_CR_CS_TIMEOUT_MS", kDefaultCriticalSectionTimeoutMs);
   g_rt.tid_offset = find_tid_offset();
   new_arena();
   init_tracker();
@@ -456,4 +545,30 @@ __attribute__((constructor)) void runtime_init() {
 __attribute__((destructor)) void runtime_fini() { remove_agent_info(getpid()); }
 
 }  // namespace
+
+namespace hints {
+
+bool runtime_active() { return g_rt.agent_running.load() != 0; }
+
+// ompi_cr_checkpoint(): asks the agent and waits. The calling thread is parked like any
+// other during the checkpoint; it tells a restored process from the original by the
+// restart counter, which the restored agent increments before releasing it.
+int runtime_request_checkpoint(int* restarted) {
+  if (!runtime_active()) return -ENOSYS;
+  if (static_cast<pid_t>(syscall(SYS_gettid)) == g_rt.agent_tid) return -EDEADLK;
+  const uint32_t restarts = g_rt.restarts.load();
+  const uint64_t ticket = g_rt.requested.fetch_add(1) + 1;
+  uint64_t one = 1;
+  if (write(g_rt.eventfd.load(), &one, sizeof one) != sizeof one) return -errno;
+  for (;;) {
+    const uint32_t gen = g_rt.done_gen.load();
+    if (g_rt.served.load() >= ticket) break;
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&g_rt.done_gen), FUTEX_WAIT, gen, nullptr,
+            nullptr, 0);
+  }
+  if (restarted) *restarted = g_rt.restarts.load() != restarts;
+  return g_rt.last_result.load();
+}
+
+}  // namespace hints
 }  // namespace ocr

@@ -120,10 +120,29 @@ bool process_gone(int pid, uint64_t start_time) {
   return state == 0 || state == 'Z' || state == 'X' || ocr::process_start_time(pid) != start_time;
 }
 
+// ompi-restart (ompi-cr-restore) usually restores the program in a child that has the
+// program's old PID and stays behind as its waiting parent; its own PID is the one users
+// know ($!). Returns that child when `pid` is such a waiter, else `pid`.
+int follow_restorer(int pid) {
+  char exe[4096];
+  std::string link = "/proc/" + std::to_string(pid) + "/exe";
+  ssize_t n = readlink(link.c_str(), exe, sizeof exe - 1);
+  if (n <= 0) return pid;
+  exe[n] = 0;
+  std::string name = exe;
+  name = name.substr(name.rfind('/') + 1);
+  if (name != "ompi-cr-restore") return pid;
+  std::ifstream children("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) +
+                         "/children");
+  int child = 0, extra = 0;
+  if (!(children >> child) || (children >> extra)) return pid;
+  return child;
+}
+
 // One process started with ompi-cr-run (or with the runtime preloaded by hand). The MPI
 // path (PID of mpirun, global snapshot) will sit next to this one.
 int checkpoint_process(const Options& opt) {
-  const int pid = opt.pid;
+  const int pid = follow_restorer(opt.pid);
   const std::string proc = "process " + std::to_string(pid);
   const char state = ocr::process_state(pid);
   if (state == 0) fail(proc + " does not exist");
