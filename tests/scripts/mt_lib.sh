@@ -22,9 +22,6 @@ mt_no_errors() {
   [ -z "$bad" ] || fail "${1##*/} reports failed self-checks: '$bad' (stderr: $(head -c 1500 "${1%.out}.err" 2>/dev/null))"
 }
 
-# mt_threads_of PID : number of threads of the process (its /proc task list)
-mt_threads_of() { ls "/proc/$1/task" 2>/dev/null | wc -l; }
-
 # mt_plain_equals_reference NAME APPARGS... : the program under ompi-cr-run, no
 # checkpoint, prints exactly the reference output and exits with the same code.
 mt_plain_equals_reference() {
