@@ -20,10 +20,13 @@
  *   live worker, pthread_getattr_np(worker) reports the stack size it was created with;
  *   each step starts a short thread that ends at once and joins the previous step's one
  *   (so a checkpoint usually holds an ended, not yet joined thread): the join returns
- *   its result.
+ *   its result; after that join the process has as many threads (/proc/self/task) as at
+ *   the first step (a restore neither loses nor adds threads; the runtime's own agent
+ *   thread, present before and after, must not come back twice).
  */
 #include "mt_common.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <sys/rseq.h>
 
@@ -172,6 +175,17 @@ static void *worker_main(void *arg) {
   return (void *)(uintptr_t)(tls_digest | 1);
 }
 
+static long count_tasks(void) {
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return -1;
+  long n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] >= '0' && e->d_name[0] <= '9') n++;
+  closedir(d);
+  return n;
+}
+
 /* the short-lived thread of each step */
 static uint64_t eph_results[2];
 static void *eph_main(void *arg) {
@@ -235,6 +249,11 @@ int main(int argc, char **argv) {
       MT_CHECK(ret == &eph_results[(step - 1) & 1], "step %ld: joined thread returned a wrong value", step);
       h = mt_fold(h, eph_results[(step - 1) & 1]);
     }
+    static long tasks_at_start = -1;
+    long tasks = count_tasks();
+    if (tasks_at_start < 0) tasks_at_start = tasks;
+    MT_CHECK(tasks == tasks_at_start && tasks >= nworkers + 1, "step %ld: the process has %ld threads, at the first step %ld",
+             step, tasks, tasks_at_start);
     errno = pthread_create(&eph_prev, NULL, eph_main, (void *)(intptr_t)step);
     if (errno) mt_die("pthread_create");
     have_eph = 1;
