@@ -4,6 +4,7 @@
 #   bench/ckpt_restore_bench.sh [--quick] [--sizes "1024 4096"] [--reps 5]
 #                               [--bin BUILD/bin] [--dir DIR] [--results DIR] [--keep]
 #                               [--quiet-wait SECONDS] [--no-prio]
+#   bench/ckpt_restore_bench.sh --summarize RESULTS   (redo summary.md from samples.csv)
 #
 # For every size N (MiB; default 1024 and 4096, --quick: 256) it runs bin/heap_fill N
 # under ompi-cr-run (N MiB malloc'd and filled with a pseudo-random pattern) and measures,
@@ -15,6 +16,8 @@
 #   dd-file     dd if=DIR/pattern.bin of=DIR/dd.out bs=1M count=N conv=fsync, where
 #               pattern.bin holds the same N MiB pattern and is in the page cache: like
 #               the checkpoint, dd then copies N MiB from memory into the page cache
+#   dd-direct   the same with oflag=direct: no page cache, one 1 MiB write at a time
+#               (a reference for the device, not part of the target)
 #
 # then, with the last image and the original process killed:
 #
@@ -49,7 +52,7 @@
 # markdown summary (median, min-max) in RESULTS/summary.md, also printed at the end.
 set -euo pipefail
 
-usage() { sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ORIG_ARGS=("$@")
@@ -62,6 +65,7 @@ KEEP=0
 QUICK=0
 QUIET_WAIT=30
 PRIO=1
+SUMMARIZE=""
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) QUICK=1; SIZES=256 ;;
@@ -73,12 +77,14 @@ while [ $# -gt 0 ]; do
     --keep) KEEP=1 ;;
     --quiet-wait) QUIET_WAIT=$2; shift ;;
     --no-prio) PRIO=0 ;;
+    --summarize) SUMMARIZE=$2; shift ;;
     -h|--help) usage ;;
     *) echo "unknown argument $1" >&2; usage ;;
   esac
   shift
 done
 [ "$REPS" -ge 1 ] 2>/dev/null || { echo "--reps must be a positive number" >&2; exit 2; }
+if [ -n "$SUMMARIZE" ]; then PRIO=0; fi
 
 PRIO_NOTE="normal"
 if [ "$PRIO" = 1 ] && [ "$(id -u)" = 0 ]; then
@@ -98,11 +104,13 @@ if [ -z "$BIN" ]; then
     if [ -x "$cand/heap_fill" ]; then BIN=$cand; break; fi
   done
 fi
-[ -n "$BIN" ] && [ -d "$BIN" ] || { echo "no build found: pass --bin BUILD/bin" >&2; exit 2; }
-BIN=$(cd "$BIN" && pwd)
-for t in ompi-cr-run ompi-checkpoint ompi-restart ompi-cr-info heap_fill; do
-  [ -x "$BIN/$t" ] || { echo "$BIN/$t missing (build first)" >&2; exit 2; }
-done
+if [ -z "$SUMMARIZE" ]; then
+  [ -n "$BIN" ] && [ -d "$BIN" ] || { echo "no build found: pass --bin BUILD/bin" >&2; exit 2; }
+  BIN=$(cd "$BIN" && pwd)
+  for t in ompi-cr-run ompi-checkpoint ompi-restart ompi-cr-info heap_fill; do
+    [ -x "$BIN/$t" ] || { echo "$BIN/$t missing (build first)" >&2; exit 2; }
+  done
+fi
 
 WORK=$(mktemp -d "${DIR:-${TMPDIR:-/tmp}}/ompi-cr-bench.XXXXXX")
 [ -n "$RESULTS" ] || RESULTS=$WORK/results
@@ -119,7 +127,9 @@ cleanup() {
   local p
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ "$KEEP" = 1 ]; then
+  if [ -n "$SUMMARIZE" ]; then
+    rm -rf "$WORK"
+  elif [ "$KEEP" = 1 ]; then
     echo "kept $WORK" >&2
   else
     # results live in $WORK only if --results was not given: keep those
@@ -148,7 +158,7 @@ cpu_sample() { # prints "busy total" jiffies summed over all CPUs
   echo "$((u + n + s + q + sq + st)) $((u + n + s + i + w + q + sq + st))"
 }
 disk_written_sectors() { # writes + discards of the image's disk
-  awk -v d="$DISKDEV" '$3 == d { print $10 + ($17 == "" ? 0 : $17) }' /proc/diskstats
+  awk -v d="$DISKDEV" '$3 == d { printf "%.0f\n", $10 + ($17 == "" ? 0 : $17) }' /proc/diskstats
 }
 PRE_BUSY=0
 # wait_quiet: until a 0.3 s window shows < 30 % CPU and < 20 MB/s written (at most
@@ -300,18 +310,18 @@ bench_size() {
     /^[0-9a-f]+-[0-9a-f]+ / { file = ($5 != 0); priv = (substr($2, 4, 1) == "p"); next }
     /^Anonymous:/ { if (!file) anon += $2 }
     /^Private_Dirty:/ { if (file && priv) cow += $2 }
-    END { printf "%d %d", anon * 1024, cow * 1024 }' "/proc/$pid/smaps")
+    END { printf "%.0f %.0f", anon * 1024, cow * 1024 }' "/proc/$pid/smaps")
   local anon=${acc% *} cow=${acc#* } rss ranon rdirty
-  rss=$(awk '/^Rss:/ { print $2 * 1024 }' "/proc/$pid/smaps_rollup")
-  ranon=$(awk '/^Anonymous:/ { print $2 * 1024 }' "/proc/$pid/smaps_rollup")
-  rdirty=$(awk '/^Private_Dirty:/ { print $2 * 1024 }' "/proc/$pid/smaps_rollup")
+  rss=$(awk '/^Rss:/ { printf "%.0f", $2 * 1024 }' "/proc/$pid/smaps_rollup")
+  ranon=$(awk '/^Anonymous:/ { printf "%.0f", $2 * 1024 }' "/proc/$pid/smaps_rollup")
+  rdirty=$(awk '/^Private_Dirty:/ { printf "%.0f", $2 * 1024 }' "/proc/$pid/smaps_rollup")
   record "$n" 0 mem-anon-resident 0 "$anon" "sum Anonymous over non-file mappings"
   record "$n" 0 mem-cow-file 0 "$cow" "sum Private_Dirty over private file mappings"
   record "$n" 0 mem-rollup-rss 0 "$rss"
   record "$n" 0 mem-rollup-anonymous 0 "$ranon"
   record "$n" 0 mem-rollup-private-dirty 0 "$rdirty"
 
-  local kinds=(checkpoint dd-zero dd-file) r k i
+  local kinds=(checkpoint dd-zero dd-file dd-direct) r k i
   for ((r = 1; r <= REPS; r++)); do
     for ((i = 0; i < ${#kinds[@]}; i++)); do
       k=${kinds[$(((i + r - 1) % ${#kinds[@]}))]}
@@ -322,6 +332,8 @@ bench_size() {
                    count="$n" conv=fsync ;;
         dd-file) run_dd "$n" "$r" dd-file "$bytes" if="$WORK/pattern.bin" of="$WORK/dd.out" \
                    bs=1M count="$n" conv=fsync ;;
+        dd-direct) run_dd "$n" "$r" dd-direct "$bytes" if="$WORK/pattern.bin" of="$WORK/dd.out" \
+                   bs=1M count="$n" oflag=direct conv=fsync ;;
       esac
       log "size $n MiB rep $r: $k $(grep ",$r,$k," "$CSV" | tail -1 | cut -d, -f4) s (pre-busy $PRE_BUSY %)"
     done
@@ -367,8 +379,8 @@ bench_size() {
 
 environment() {
   echo "date: $(date -Iseconds)"
-  echo "command: $0 $*"
-  echo "source: $(git -C "$SCRIPT_DIR/.." rev-parse --short HEAD 2>/dev/null || echo ?)$(
+  echo "command: $0 ${ORIG_ARGS[*]}"
+  echo "source: $(git -C "$SCRIPT_DIR/.." rev-parse --short HEAD 2>/dev/null || echo "not a git checkout")$(
     [ -n "$(git -C "$SCRIPT_DIR/.." status --porcelain 2>/dev/null | head -1)" ] && echo ' (+ uncommitted changes)')"
   echo "bin: $BIN ($(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$BIN/../CMakeCache.txt" 2>/dev/null))"
   echo "kernel: $(uname -srm)"
@@ -426,6 +438,7 @@ summary() {
         row("  runtime part (request taken to commit)", z ",checkpoint-runtime", "ompi-checkpoint -v")
         row("dd if=/dev/zero conv=fsync", z ",dd-zero", "")
         row("dd if=cached pattern file conv=fsync", z ",dd-file", "same bytes as the heap")
+        row("dd if=cached pattern file oflag=direct", z ",dd-direct", "no page cache")
         row("restore, warm cache (launch to running)", z ",restore-warm", "image bytes / time")
         row("  validate (exec + checks + hash all)", z ",restore-warm-validate", "")
         row("  load (unmap, mmap, pread page data)", z ",restore-warm-load", "restorer read rate")
@@ -456,6 +469,13 @@ summary() {
     }' "$CSV"
 }
 
+if [ -n "$SUMMARIZE" ]; then
+  CSV=$SUMMARIZE/samples.csv
+  REPS=$(awk -F, 'NR > 1 && $2 > m { m = $2 } END { print m + 0 }' "$CSV")
+  { echo '```'; cat "$SUMMARIZE/env.txt"; echo '```'; summary; } > "$SUMMARIZE/summary.md"
+  cat "$SUMMARIZE/summary.md"
+  exit 0
+fi
 environment "$@" > "$RESULTS/env.txt"
 git -C "$SCRIPT_DIR/.." status --porcelain > "$RESULTS/source-status.txt" 2>/dev/null || true
 git -C "$SCRIPT_DIR/.." diff HEAD > "$RESULTS/source.diff" 2>/dev/null || true

@@ -26,6 +26,7 @@ void resolve_region_runs(const std::vector<Image>& chain, const ImageRegion& reg
 
 // Writes a full image equivalent to the chain ending in chain[0] to `out_path`
 // (".tmp", fsync, rename; mode 0600). Returns false with a one-line error.
-bool compact_chain(const std::vector<Image>& chain, const std::string& out_path, std::string* error);
+bool compact_chain(const std::vector<Image>& chain, const std::string& out_path,
+                   std::string* error);
 
 }  // namespace ocr

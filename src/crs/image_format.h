@@ -28,8 +28,8 @@ extern "C" {
 
 /* Why pages were not written to the image. Counted in bytes per reason. */
 enum ocr_skip_reason {
-  OCR_SKIP_UNTOUCHED = 0,  /* anonymous pages never touched (not present, not swapped) */
-  OCR_SKIP_CLEAN_FILE = 1, /* private file pages never written: restored from the file */
+  OCR_SKIP_UNTOUCHED = 0,   /* anonymous pages never touched (not present, not swapped) */
+  OCR_SKIP_CLEAN_FILE = 1,  /* private file pages never written: restored from the file */
   OCR_SKIP_SHARED_FILE = 2, /* shared file mappings: the file holds the data */
   OCR_SKIP_KERNEL = 3,      /* [vvar], [vvar_vclock], [vdso], [vsyscall] */
   OCR_SKIP_RUNTIME = 4,     /* ompi-cr's own scratch areas */
@@ -92,7 +92,7 @@ struct ocr_record_header {
 };
 
 enum ocr_record_type {
-  OCR_REC_PROCESS = 1,   /* struct ocr_process_record + cwd + exe path */
+  OCR_REC_PROCESS = 1,    /* struct ocr_process_record + cwd + exe path */
   OCR_REC_SIGACTIONS = 2, /* struct ocr_sigaction_record */
   OCR_REC_THREAD = 3,     /* struct ocr_thread_record */
   OCR_REC_FILE = 4,       /* struct ocr_file_record + path */
@@ -123,14 +123,14 @@ struct ocr_mm_map {
 struct ocr_process_record {
   uint32_t umask;
   uint32_t personality;
-  uint32_t tid_offset;    /* offset of the kernel tid inside glibc's struct pthread */
-  int32_t rseq_offset;    /* glibc __rseq_offset (thread pointer relative) */
-  uint32_t rseq_size;     /* length to register with the rseq syscall, 0 = none */
-  uint32_t rseq_sig;      /* RSEQ_SIG */
-  uint64_t vvar_start;    /* start of the kernel's [vvar] ... [vdso] group (0 = none) */
-  uint64_t vdso_start;    /* [vdso] start */
-  uint64_t vdso_group_end;/* end of [vdso] */
-  uint64_t vdso_hash;     /* XXH3-64 of the [vdso] bytes: same kernel build check */
+  uint32_t tid_offset;        /* offset of the kernel tid inside glibc's struct pthread */
+  int32_t rseq_offset;        /* glibc __rseq_offset (thread pointer relative) */
+  uint32_t rseq_size;         /* length to register with the rseq syscall, 0 = none */
+  uint32_t rseq_sig;          /* RSEQ_SIG */
+  uint64_t vvar_start;        /* start of the kernel's [vvar] ... [vdso] group (0 = none) */
+  uint64_t vdso_start;        /* [vdso] start */
+  uint64_t vdso_group_end;    /* end of [vdso] */
+  uint64_t vdso_hash;         /* XXH3-64 of the [vdso] bytes: same kernel build check */
   uint64_t restore_info_addr; /* address of ocr_restore_info in the runtime */
   struct ocr_mm_map mm;
   uint32_t cwd_len; /* bytes of cwd following this struct (no terminator) */
@@ -159,24 +159,24 @@ struct ocr_thread_record {
   uint64_t fs_base;
   uint64_t gs_base;
   struct ocr_jmp_context ctx;
-  uint64_t sigmask;       /* blocked signals while resuming */
-  uint64_t robust_list;   /* head registered with set_robust_list, 0 = none */
+  uint64_t sigmask;     /* blocked signals while resuming */
+  uint64_t robust_list; /* head registered with set_robust_list, 0 = none */
   uint64_t robust_len;
-  uint64_t altstack_sp;   /* sigaltstack */
+  uint64_t altstack_sp; /* sigaltstack */
   uint64_t altstack_size;
   int32_t altstack_flags;
   int32_t pad;
-  char comm[16]; /* thread name (PR_GET_NAME), NUL padded */
-  int32_t nice;            /* per-thread nice value (getpriority of the tid) */
-  uint32_t cpumask_bytes;  /* bytes of cpumask in use (sched_getaffinity), 0 = not captured */
-  uint64_t cpumask[16];    /* CPU affinity, up to 1024 CPUs */
+  char comm[16];          /* thread name (PR_GET_NAME), NUL padded */
+  int32_t nice;           /* per-thread nice value (getpriority of the tid) */
+  uint32_t cpumask_bytes; /* bytes of cpumask in use (sched_getaffinity), 0 = not captured */
+  uint64_t cpumask[16];   /* CPU affinity, up to 1024 CPUs */
 };
 
 #define OCR_FILE_ELF (1u << 0) /* build_id is meaningful */
 
 struct ocr_file_record {
-  uint32_t id;       /* referenced by regions */
-  uint32_t flags;    /* OCR_FILE_* */
+  uint32_t id;    /* referenced by regions */
+  uint32_t flags; /* OCR_FILE_* */
   uint64_t dev, ino, size;
   int64_t mtime_sec, mtime_nsec;
   uint32_t mode;
@@ -203,9 +203,9 @@ enum ocr_region_kind {
 
 struct ocr_region_record {
   uint64_t start, end;
-  uint32_t prot;  /* PROT_* */
-  uint32_t kind;  /* enum ocr_region_kind */
-  uint32_t flags; /* OCR_REGION_* */
+  uint32_t prot;    /* PROT_* */
+  uint32_t kind;    /* enum ocr_region_kind */
+  uint32_t flags;   /* OCR_REGION_* */
   uint32_t file_id; /* ocr_file_record.id when file backed */
   uint64_t file_offset;
   uint32_t skip_reason; /* for OCR_REGION_SKIPPED */
@@ -220,7 +220,7 @@ struct ocr_region_record {
  * for are untouched there too. */
 #define OCR_RUN_INHERITED UINT64_MAX
 struct ocr_run_record {
-  uint64_t addr;        /* page aligned, inside the region */
+  uint64_t addr; /* page aligned, inside the region */
   uint64_t npages;
   uint64_t data_offset; /* absolute file offset of the bytes, or OCR_RUN_INHERITED */
   uint64_t hash;        /* XXH3-64 of npages * OCR_PAGE_SIZE bytes (0 when inherited) */
@@ -242,11 +242,11 @@ enum ocr_fd_kind {
 
 struct ocr_fd_record {
   int32_t fd;
-  uint32_t kind;   /* enum ocr_fd_kind */
-  uint32_t flags;  /* open flags from F_GETFL */
+  uint32_t kind;     /* enum ocr_fd_kind */
+  uint32_t flags;    /* open flags from F_GETFL */
   uint32_t fd_flags; /* FD_CLOEXEC */
-  int64_t offset;  /* file offset; -1 when the descriptor has none (tty, pipe, socket) */
-  uint64_t size;   /* size at checkpoint (regular files) */
+  int64_t offset;    /* file offset; -1 when the descriptor has none (tty, pipe, socket) */
+  uint64_t size;     /* size at checkpoint (regular files) */
   uint64_t dev, ino;
   uint32_t path_len; /* bytes of path (readlink of /proc/self/fd/N) following */
   uint32_t pad;
@@ -258,7 +258,7 @@ struct ocr_restore_info {
   uint64_t magic; /* OCR_RESTORE_INFO_MAGIC once restored */
   uint64_t hole_start;
   uint64_t hole_size;
-  uint64_t generation; /* incremented on every restore */
+  uint64_t generation;  /* incremented on every restore */
   int32_t brk_restored; /* 1 if PR_SET_MM_MAP succeeded */
   int32_t exe_restored;
   /* The image restored from: the parent of the next incremental image. */

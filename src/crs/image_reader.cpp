@@ -591,8 +591,8 @@ bool Validator::parse_fd(uint64_t at, const uint8_t* p, uint64_t size) {
   if (f.rec.kind < OCR_FD_REGULAR || f.rec.kind > OCR_FD_PIPE)
     return fail(strf("fd %d: unknown kind %u", f.rec.fd, f.rec.kind));
   if (f.rec.kind == OCR_FD_PIPE && (f.rec.offset <= 0 || f.rec.offset > (1ll << 31)))
-    return fail(strf("fd %d: bad pipe capacity %lld", f.rec.fd,
-                     static_cast<long long>(f.rec.offset)));
+    return fail(
+        strf("fd %d: bad pipe capacity %lld", f.rec.fd, static_cast<long long>(f.rec.offset)));
   // -1 means "no offset" (terminals, pipes, sockets): any other negative value is bad.
   if (f.rec.offset < -1)
     return fail(

@@ -30,7 +30,9 @@ static_assert(sizeof(ocr_image_header) <= OCR_HEADER_AREA);
 constexpr uint64_t kPage = OCR_PAGE_SIZE;
 constexpr size_t kChunk = size_t{256} << 10;  // bounce buffer: fits in L2
 
-uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
+uint64_t align_up(uint64_t v, uint64_t a) {
+  return (v + a - 1) & ~(a - 1);
+}
 
 struct FileOut {
   ocr_file_record rec;
@@ -74,11 +76,13 @@ void subtract_excluded(std::pmr::vector<PageRun>& runs, std::pmr::vector<uint8_t
 }
 
 // Appends written (data) and unchanged (inherited) runs in address order.
-void merge_runs(const std::pmr::vector<PageRun>& written, const std::pmr::vector<PageRun>& unchanged,
-                std::pmr::vector<PageRun>& runs, std::pmr::vector<uint8_t>& inherited) {
+void merge_runs(const std::pmr::vector<PageRun>& written,
+                const std::pmr::vector<PageRun>& unchanged, std::pmr::vector<PageRun>& runs,
+                std::pmr::vector<uint8_t>& inherited) {
   size_t i = 0, j = 0;
   while (i < written.size() || j < unchanged.size()) {
-    bool take_w = j >= unchanged.size() || (i < written.size() && written[i].addr < unchanged[j].addr);
+    bool take_w =
+        j >= unchanged.size() || (i < written.size() && written[i].addr < unchanged[j].addr);
     runs.push_back(take_w ? written[i++] : unchanged[j++]);
     inherited.push_back(take_w ? 0 : 1);
   }
@@ -159,8 +163,7 @@ int file_id_for(const MapEntry& m, std::pmr::vector<FileOut>& files,
 
 }  // namespace
 
-int write_image(std::pmr::memory_resource* mr, const ImageWriteSpec& spec,
-                ImageWriteResult* res) {
+int write_image(std::pmr::memory_resource* mr, const ImageWriteSpec& spec, ImageWriteResult* res) {
   // Kernel state first, before this function opens descriptors of its own.
   std::pmr::vector<CapturedFd> fds(mr);
   if (int e = capture_fds(mr, spec.runtime_fds, spec.nfds, fds)) {
@@ -219,7 +222,8 @@ int write_image(std::pmr::memory_resource* mr, const ImageWriteSpec& spec,
   eligible.reserve(maps.size());
   for (const MapEntry& m : maps) {
     const uint64_t len = m.end - m.start;
-    RegionClass c = classify_region(m, overlaps_any(m.start, m.end, spec.runtime_areas, spec.nareas));
+    RegionClass c =
+        classify_region(m, overlaps_any(m.start, m.end, spec.runtime_areas, spec.nareas));
     RegionOut r{};
     r.rec.start = m.start;
     r.rec.end = m.end;
@@ -280,8 +284,7 @@ int write_image(std::pmr::memory_resource* mr, const ImageWriteSpec& spec,
         }
       }
       inherited.resize(runs.size(), 0);
-      subtract_excluded(runs, inherited, r.first_run, spec.excluded, spec.nexcluded,
-                        res->skipped);
+      subtract_excluded(runs, inherited, r.first_run, spec.excluded, spec.nexcluded, res->skipped);
       for (size_t k = r.first_run; k < runs.size(); k++)
         if (inherited[k]) res->skipped[OCR_SKIP_UNCHANGED] += runs[k].npages * kPage;
       if (c.kind == OCR_REGION_FILE_PRIVATE)
@@ -382,7 +385,8 @@ int write_image(std::pmr::memory_resource* mr, const ImageWriteSpec& spec,
   }
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  h.created_ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+  h.created_ns =
+      static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
   h.records_offset = OCR_HEADER_AREA;
   h.records_size = records_size;
   h.records_hash = XXH3_64bits(rec.data(), rec.size());
@@ -401,7 +405,8 @@ int write_image(std::pmr::memory_resource* mr, const ImageWriteSpec& spec,
   char* page = static_cast<char*>(mr->allocate(OCR_HEADER_AREA, kPage));
   memset(page, 0, OCR_HEADER_AREA);
   memcpy(page, &h, sizeof h);
-  if (int e = pwrite_all(fd, page, OCR_HEADER_AREA, 0)) return abort_write("cannot write", spec.tmp_path, e);
+  if (int e = pwrite_all(fd, page, OCR_HEADER_AREA, 0))
+    return abort_write("cannot write", spec.tmp_path, e);
   if (ftruncate(fd, static_cast<off_t>(data_offset + data_size)) != 0 || fsync(fd) != 0)
     return abort_write("cannot flush", spec.tmp_path, errno);
   close(fd);
@@ -428,7 +433,8 @@ int write_image(std::pmr::memory_resource* mr, const ImageWriteSpec& spec,
   if (tracker && tracker->backend() != DirtyBackend::kNone) {
     auto* not_saved = static_cast<DirtyRange*>(
         mr->allocate(sizeof(DirtyRange) * (spec.nexcluded + 1), alignof(DirtyRange)));
-    for (int i = 0; i < spec.nexcluded; i++) not_saved[i] = {spec.excluded[i].start, spec.excluded[i].end};
+    for (int i = 0; i < spec.nexcluded; i++)
+      not_saved[i] = {spec.excluded[i].start, spec.excluded[i].end};
     if (tracker->reset(maps, eligible, mr, not_saved, static_cast<size_t>(spec.nexcluded)) == 0)
       res->tracker_armed = tracker->armed();
     else

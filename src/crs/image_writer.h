@@ -23,9 +23,9 @@ struct ExcludedPages {
 };
 
 struct ImageWriteSpec {
-  const char* dir = nullptr;        // existing directory of the image
-  const char* final_path = nullptr; // the committed image file
-  const char* tmp_path = nullptr;   // written first
+  const char* dir = nullptr;         // existing directory of the image
+  const char* final_path = nullptr;  // the committed image file
+  const char* tmp_path = nullptr;    // written first
   uint64_t seq = 0;
   const ocr_thread_record* threads = nullptr;
   uint32_t nthreads = 0;
@@ -56,10 +56,10 @@ struct ImageWriteResult {
   uint64_t skipped[OCR_SKIP_REASONS] = {};
   uint64_t regions = 0;
   uint64_t runs = 0;
-  uint64_t header_hash = 0;    // of the committed image: the parent hash of the next one
+  uint64_t header_hash = 0;  // of the committed image: the parent hash of the next one
   uint32_t chain_length = 0;
   bool tracker_armed = false;  // incrementals are possible after this image
-  char message[512] = {};  // one line, set on failure
+  char message[512] = {};      // one line, set on failure
 };
 
 // Returns 0, or -1 with res->message set; on failure nothing is left at final_path or

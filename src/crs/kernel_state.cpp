@@ -41,7 +41,9 @@ bool is_anonymous_pipe(const CapturedFd& c) {
   return c.rec.kind == OCR_FD_UNSUPPORTED && c.path.substr(0, 6) == "pipe:[";
 }
 
-int access_mode(const CapturedFd& c) { return static_cast<int>(c.rec.flags) & O_ACCMODE; }
+int access_mode(const CapturedFd& c) {
+  return static_cast<int>(c.rec.flags) & O_ACCMODE;
+}
 
 // Reads everything buffered in the pipe of read end `rfd` and puts it back through write
 // end `wfd`; both opened anew via /proc so the application's own descriptions (and their
@@ -71,8 +73,10 @@ std::string_view drain_and_refill(int rfd, int wfd, std::pmr::memory_resource* m
   }
   for (size_t put = 0; put < got;) {
     ssize_t n = write(w, buf + put, got - put);
-    if (n > 0) put += static_cast<size_t>(n);
-    else if (!(n < 0 && errno == EINTR)) break;  // cannot happen: it all fit before
+    if (n > 0)
+      put += static_cast<size_t>(n);
+    else if (!(n < 0 && errno == EINTR))
+      break;  // cannot happen: it all fit before
   }
   close(r);
   close(w);
@@ -210,7 +214,9 @@ uint32_t capture_umask() {
   return m;
 }
 
-uint32_t capture_personality() { return static_cast<uint32_t>(personality(0xffffffff)); }
+uint32_t capture_personality() {
+  return static_cast<uint32_t>(personality(0xffffffff));
+}
 
 std::string_view capture_proc_link(const char* name, std::pmr::memory_resource* mr) {
   char path[64];

@@ -5,10 +5,10 @@
 #include <asm/prctl.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <linux/futex.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,7 +37,9 @@ long futex(std::atomic<uint32_t>* addr, int op, uint32_t val, const timespec* ts
   return syscall(SYS_futex, reinterpret_cast<uint32_t*>(addr), op, val, ts, nullptr, 0);
 }
 
-void wake_all(std::atomic<uint32_t>* addr) { futex(addr, FUTEX_WAKE, INT32_MAX, nullptr); }
+void wake_all(std::atomic<uint32_t>* addr) {
+  futex(addr, FUTEX_WAKE, INT32_MAX, nullptr);
+}
 
 int64_t now_ms() {
   timespec ts;

@@ -3,15 +3,15 @@
 #include "crs/restore_loader.h"
 
 #include <fcntl.h>
+#include <linux/sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
-#include <sys/wait.h>
-#include <linux/sched.h>
 #include <sys/rseq.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -43,9 +43,13 @@ constexpr uint64_t kThreadStack = 64 * 1024;
 constexpr uint64_t kMainStack = 256 * 1024;
 constexpr uint64_t kStackGuardGap = 1ull << 20;  // the kernel keeps 1 MiB below a stack free
 
-uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
+uint64_t align_up(uint64_t v, uint64_t a) {
+  return (v + a - 1) & ~(a - 1);
+}
 
-std::string errno_str(int e) { return strerror(e); }
+std::string errno_str(int e) {
+  return strerror(e);
+}
 
 struct Special {
   uint64_t start, end;
@@ -78,7 +82,9 @@ int lift_fd(int fd, int floor) {
 
 pid_t g_restored_child = 0;
 
-void forward_signal(int sig) { kill(g_restored_child, sig); }
+void forward_signal(int sig) {
+  kill(g_restored_child, sig);
+}
 
 // The parent of a restore that kept the old PID: it stays as ompi-restart's process, so
 // whoever started it still waits for the program's end and gets its exit status; the
@@ -125,7 +131,8 @@ bool continue_with_pid(pid_t want, bool verbose) {
   long r = syscall(SYS_clone3, &ca, sizeof ca);
   if (r < 0) {
     if (verbose)
-      fprintf(stderr, "ompi-cr-restore: note: cannot restore as PID %d (%s); new PID and thread ids\n",
+      fprintf(stderr,
+              "ompi-cr-restore: note: cannot restore as PID %d (%s); new PID and thread ids\n",
               want, strerror(errno));
     return false;
   }
@@ -171,7 +178,8 @@ bool restore_process(const std::string& image_path, const RestoreOptions& opt, s
              static_cast<unsigned long long>(have));
     return fail(b);
   }
-  if (img.header.xsave_size > cpu_xsave_size()) return fail("extended CPU state larger than this CPU's");
+  if (img.header.xsave_size > cpu_xsave_size())
+    return fail("extended CPU state larger than this CPU's");
 
   for (const ImageFile& f : img.files) {
     std::string why;
@@ -201,7 +209,8 @@ bool restore_process(const std::string& image_path, const RestoreOptions& opt, s
         cur_end - cur_vvar != pr.vdso_group_end - saved_vvar ||
         XXH3_64bits(reinterpret_cast<const void*>(cur_vdso), cur_end - cur_vdso) != pr.vdso_hash)
       return fail("the running kernel's vdso differs from the checkpointed one (another kernel)");
-    for (const Special& s : cur) specials.push_back({s.start, s.end, saved_vvar + (s.start - cur_vvar)});
+    for (const Special& s : cur)
+      specials.push_back({s.start, s.end, saved_vvar + (s.start - cur_vvar)});
   }
 
   // From here on the restore happens in a process with the old PID if possible.
@@ -220,13 +229,15 @@ bool restore_process(const std::string& image_path, const RestoreOptions& opt, s
   std::vector<std::pair<uint64_t, std::array<int, 2>>> pipes;  // ino -> {read, write}
   for (const ImageFd& f : img.fds) {
     if (f.rec.kind != OCR_FD_PIPE) continue;
-    auto it = std::find_if(pipes.begin(), pipes.end(), [&](auto& p) { return p.first == f.rec.ino; });
+    auto it =
+        std::find_if(pipes.begin(), pipes.end(), [&](auto& p) { return p.first == f.rec.ino; });
     if (it == pipes.end()) {
       int pf[2];
       if (pipe2(pf, O_CLOEXEC | O_NONBLOCK) != 0) {
         int e = errno;
         cleanup();
-        return fail("cannot create a pipe for fd " + std::to_string(f.rec.fd) + ": " + errno_str(e));
+        return fail("cannot create a pipe for fd " + std::to_string(f.rec.fd) + ": " +
+                    errno_str(e));
       }
       fcntl(pf[1], F_SETPIPE_SZ, static_cast<int>(f.rec.offset));  // best effort
       for (int& end : pf) {
@@ -253,13 +264,15 @@ bool restore_process(const std::string& image_path, const RestoreOptions& opt, s
     for (const ImageFd& f : img.fds)
       if (f.rec.kind == OCR_FD_PIPE && f.rec.ino == p.first) {
         const int end = (f.rec.flags & O_ACCMODE) == O_RDONLY ? p.second[0] : p.second[1];
-        fcntl(end, F_SETFL, static_cast<int>(f.rec.flags) & (O_NONBLOCK | O_APPEND | O_ASYNC | O_DIRECT));
+        fcntl(end, F_SETFL,
+              static_cast<int>(f.rec.flags) & (O_NONBLOCK | O_APPEND | O_ASYNC | O_DIRECT));
       }
 
   for (const ImageFd& f : img.fds) {
     if (f.rec.fd <= 2) continue;
     if (f.rec.kind == OCR_FD_PIPE) {
-      auto it = std::find_if(pipes.begin(), pipes.end(), [&](auto& p) { return p.first == f.rec.ino; });
+      auto it =
+          std::find_if(pipes.begin(), pipes.end(), [&](auto& p) { return p.first == f.rec.ino; });
       const int end = (f.rec.flags & O_ACCMODE) == O_RDONLY ? it->second[0] : it->second[1];
       fds.push_back({end, f.rec.fd, -1, (f.rec.fd_flags & FD_CLOEXEC) ? 1u : 0u, 0});
       continue;
@@ -275,18 +288,21 @@ bool restore_process(const std::string& image_path, const RestoreOptions& opt, s
     // A file under /proc/<its own pid>/ means the same file of the restored process.
     std::string path = f.path;
     const std::string own = "/proc/" + std::to_string(img.header.pid) + "/";
-    if (!keep_ids && path.compare(0, own.size(), own) == 0) path = "/proc/self/" + path.substr(own.size());
+    if (!keep_ids && path.compare(0, own.size(), own) == 0)
+      path = "/proc/self/" + path.substr(own.size());
     int fd = open(path.c_str(), flags | O_CLOEXEC);
     if (fd < 0) {
       int e = errno;
       cleanup();
-      return fail("cannot reopen " + f.path + " for fd " + std::to_string(f.rec.fd) + ": " + errno_str(e));
+      return fail("cannot reopen " + f.path + " for fd " + std::to_string(f.rec.fd) + ": " +
+                  errno_str(e));
     }
     if (f.rec.kind == OCR_FD_REGULAR) {
       struct stat st;
       if (fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_ino) != f.rec.ino) {
         if (opt.verbose)
-          fprintf(stderr, "ompi-cr-restore: note: %s (fd %d) is a different file than at the checkpoint\n",
+          fprintf(stderr,
+                  "ompi-cr-restore: note: %s (fd %d) is a different file than at the checkpoint\n",
                   f.path.c_str(), f.rec.fd);
       }
     }
@@ -380,7 +396,8 @@ bool restore_process(const std::string& image_path, const RestoreOptions& opt, s
     pr2.nruns = static_cast<uint32_t>(runs.size() - pr2.first_run);
     regions.push_back(pr2);
   }
-  if (pr.vdso_start) used.push_back({pr.vvar_start ? pr.vvar_start : pr.vdso_start, pr.vdso_group_end});
+  if (pr.vdso_start)
+    used.push_back({pr.vvar_start ? pr.vvar_start : pr.vdso_start, pr.vdso_group_end});
 
   std::vector<ocr_plan_thread> threads;
   uint32_t main_index = 0;
@@ -401,7 +418,8 @@ bool restore_process(const std::string& image_path, const RestoreOptions& opt, s
   plan.close_off = pb.add_array(to_close);
   const uint64_t plan_size = align_up(pb.bytes().size(), kPage);
   uint64_t special_span = 0;
-  for (const ocr_plan_special& s : specials) special_span = std::max(special_span, s.cur_end - specials[0].cur_start);
+  for (const ocr_plan_special& s : specials)
+    special_span = std::max(special_span, s.cur_end - specials[0].cur_start);
   const uint64_t blob_area = align_up(blob_size, kPage);
   const uint64_t stacks = kMainStack + kThreadStack * threads.size();
   const uint64_t hole_size = blob_area + plan_size + stacks + align_up(special_span, kPage);
@@ -471,9 +489,9 @@ bool restore_process(const std::string& image_path, const RestoreOptions& opt, s
   if (img.header.flags & OCR_HDR_HAVE_MM_MAP) {
     const ocr_mm_map& m = pr.mm;
     plan.have_mm_map = 1;
-    plan.mm = {m.start_code, m.end_code, m.start_data, m.end_data, m.start_brk, m.brk,
-               m.start_stack, m.arg_start, m.arg_end, m.env_start, m.env_end, 0, m.auxv_size,
-               0};
+    plan.mm = {
+        m.start_code, m.end_code, m.start_data, m.end_data, m.start_brk, m.brk,       m.start_stack,
+        m.arg_start,  m.arg_end,  m.env_start,  m.env_end,  0,           m.auxv_size, 0};
     memcpy(plan.auxv, m.auxv, sizeof plan.auxv);
   }
   plan.restore_info_addr = pr.restore_info_addr;
@@ -501,10 +519,11 @@ bool restore_process(const std::string& image_path, const RestoreOptions& opt, s
     return fail("cannot make the restorer executable: " + errno_str(e));
   }
   if (opt.verbose)
-    fprintf(stderr,
-            "ompi-cr-restore: %zu regions, %zu page runs, %zu threads, %zu files; restorer at %#llx\n",
-            regions.size(), runs.size(), threads.size(), img.files.size(),
-            static_cast<unsigned long long>(hole_start));
+    fprintf(
+        stderr,
+        "ompi-cr-restore: %zu regions, %zu page runs, %zu threads, %zu files; restorer at %#llx\n",
+        regions.size(), runs.size(), threads.size(), img.files.size(),
+        static_cast<unsigned long long>(hole_start));
   fflush(stdout);
   fflush(stderr);
 
@@ -519,7 +538,8 @@ bool restore_process(const std::string& image_path, const RestoreOptions& opt, s
     }
   umask(pr.umask);
   personality(pr.personality);
-  if (chdir(img.cwd.c_str()) != 0) { /* checked above; a race here leaves cwd as it is */ }
+  if (chdir(img.cwd.c_str()) != 0) { /* checked above; a race here leaves cwd as it is */
+  }
   // The kernel would keep writing this thread's CPU number into glibc's rseq area of the
   // loader, which is about to be unmapped and replaced.
   if (__rseq_size)

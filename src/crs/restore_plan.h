@@ -91,11 +91,11 @@ struct ocr_plan {
 
   uint64_t restore_info_addr; /* struct ocr_restore_info inside the restored runtime */
   uint64_t generation;
-  uint64_t image_hash;          /* header_hash of the image restored */
+  uint64_t image_hash; /* header_hash of the image restored */
   uint32_t chain_length;
   uint32_t pad2;
   char image_path[OCR_MAX_PATH]; /* absolute, NUL terminated */
-  uint32_t keep_tids; /* the process got its old PID: ask for the old thread ids too */
+  uint32_t keep_tids;            /* the process got its old PID: ask for the old thread ids too */
   uint32_t tid_offset;
   int32_t rseq_offset;
   uint32_t rseq_size;

@@ -16,11 +16,29 @@
 
 /* x86_64 syscall numbers and constants, spelled out because no libc headers are used. */
 enum {
-  SYS_read_ = 0, SYS_write_ = 1, SYS_close_ = 3, SYS_lseek_ = 8, SYS_mmap_ = 9,
-  SYS_mprotect_ = 10, SYS_munmap_ = 11, SYS_rt_sigprocmask_ = 14, SYS_pread64_ = 17,
-  SYS_mremap_ = 25, SYS_madvise_ = 28, SYS_setpriority_ = 141, SYS_sched_setaffinity_ = 203, SYS_exit_ = 60, SYS_sigaltstack_ = 131, SYS_prctl_ = 157,
-  SYS_arch_prctl_ = 158, SYS_gettid_ = 186, SYS_set_tid_address_ = 218,
-  SYS_exit_group_ = 231, SYS_set_robust_list_ = 273, SYS_dup3_ = 292, SYS_rseq_ = 334,
+  SYS_read_ = 0,
+  SYS_write_ = 1,
+  SYS_close_ = 3,
+  SYS_lseek_ = 8,
+  SYS_mmap_ = 9,
+  SYS_mprotect_ = 10,
+  SYS_munmap_ = 11,
+  SYS_rt_sigprocmask_ = 14,
+  SYS_pread64_ = 17,
+  SYS_mremap_ = 25,
+  SYS_madvise_ = 28,
+  SYS_setpriority_ = 141,
+  SYS_sched_setaffinity_ = 203,
+  SYS_exit_ = 60,
+  SYS_sigaltstack_ = 131,
+  SYS_prctl_ = 157,
+  SYS_arch_prctl_ = 158,
+  SYS_gettid_ = 186,
+  SYS_set_tid_address_ = 218,
+  SYS_exit_group_ = 231,
+  SYS_set_robust_list_ = 273,
+  SYS_dup3_ = 292,
+  SYS_rseq_ = 334,
   SYS_clone3_ = 435
 };
 #define PROT_READ_ 1
@@ -74,7 +92,9 @@ static size_t str_len(const char* s) {
   return n;
 }
 
-static void put(const char* s) { SYS3(SYS_write_, 2, s, str_len(s)); }
+static void put(const char* s) {
+  SYS3(SYS_write_, 2, s, str_len(s));
+}
 
 static void put_hex(uint64_t v) {
   char buf[19];
@@ -110,7 +130,9 @@ __attribute__((noreturn)) static void fail(const char* what, uint64_t addr, long
   for (;;) SYS1(SYS_exit_group_, 125);
 }
 
-static void* at(struct ocr_plan* p, uint64_t off) { return (char*)p + off; }
+static void* at(struct ocr_plan* p, uint64_t off) {
+  return (char*)p + off;
+}
 
 static int overlaps(uint64_t a0, uint64_t a1, uint64_t b0, uint64_t b1) {
   return a0 < b1 && b0 < a1;
@@ -275,7 +297,8 @@ __attribute__((noreturn)) static void enter_thread(struct ocr_plan* p, struct oc
     SYS1(SYS_set_tid_address_, tidp);
   }
   if (t->gs_base) SYS2(SYS_arch_prctl_, ARCH_SET_GS_, t->gs_base);
-  if (t->cpumask_bytes && t->cpumask_bytes <= sizeof t->cpumask) /* fails harmlessly if CPUs are gone */
+  if (t->cpumask_bytes &&
+      t->cpumask_bytes <= sizeof t->cpumask) /* fails harmlessly if CPUs are gone */
     SYS3(SYS_sched_setaffinity_, 0, t->cpumask_bytes, t->cpumask);
   if (t->nice) SYS3(SYS_setpriority_, 0 /* PRIO_PROCESS */, 0 /* this thread */, t->nice);
   if (t->comm[0]) {
@@ -335,9 +358,9 @@ static void thread_start(void* arg) {
   enter_thread((struct ocr_plan*)(uintptr_t)th->plan_addr, th, 0);
 }
 
-#define CLONE_THREAD_FLAGS                                                            \
+#define CLONE_THREAD_FLAGS                                                                 \
   (0x00000100 /*VM*/ | 0x00000200 /*FS*/ | 0x00000400 /*FILES*/ | 0x00000800 /*SIGHAND*/ | \
-   0x00010000 /*THREAD*/ | 0x00040000 /*SYSVSEM*/ | 0x00080000 /*SETTLS*/ |               \
+   0x00010000 /*THREAD*/ | 0x00040000 /*SYSVSEM*/ | 0x00080000 /*SETTLS*/ |                \
    0x00100000 /*PARENT_SETTID*/ | 0x00200000 /*CHILD_CLEARTID*/)
 
 __attribute__((section(".text.entry"), noreturn)) void ocr_blob_entry(struct ocr_plan* p) {

@@ -34,8 +34,8 @@
 #include "crs/image_format.h"
 #include "crs/image_writer.h"
 #include "crs/proc_maps.h"
-#include "crs/region_classifier.h"
 #include "crs/quiesce.h"
+#include "crs/region_classifier.h"
 #include "crs/scratch_arena.h"
 #include "hints/hints_internal.h"
 #include "snapc/control_channel.h"
@@ -104,7 +104,8 @@ void log(const char* fmt, ...) {
   if (n > 0) {
     char out[1100];
     int m = snprintf(out, sizeof out, "ompi-cr[%d]: %s\n", getpid(), buf);
-    if (write(2, out, static_cast<size_t>(m)) < 0) { /* nothing to do */ }
+    if (write(2, out, static_cast<size_t>(m)) < 0) { /* nothing to do */
+    }
   }
 }
 
@@ -141,7 +142,8 @@ void trigger_handler(int) {
   int saved = errno;
   uint64_t one = 1;
   int fd = g_rt.eventfd.load();
-  if (fd >= 0 && write(fd, &one, sizeof one) < 0) { /* the agent is busy; nothing to do */ }
+  if (fd >= 0 && write(fd, &one, sizeof one) < 0) { /* the agent is busy; nothing to do */
+  }
   errno = saved;
 }
 
@@ -183,7 +185,9 @@ int64_t now_us() {
   return int64_t{ts.tv_sec} * 1000000 + ts.tv_nsec / 1000;
 }
 
-void new_arena() { g_rt.arena = new (g_rt.arena_storage) ScratchArena(); }
+void new_arena() {
+  g_rt.arena = new (g_rt.arena_storage) ScratchArena();
+}
 
 void init_tracker() {
   g_rt.tracker = new (g_rt.tracker_storage) DirtyTracker();
@@ -196,7 +200,8 @@ void init_tracker() {
   // Only a backend the user forced is worth a word before any checkpoint is asked for.
   if (getenv("OMPI_CR_DIRTY_TRACKING")) {
     std::string line = "ompi-cr: " + err + "\n";
-    if (write(2, line.data(), line.size()) < 0) { /* nothing else to tell */ }
+    if (write(2, line.data(), line.size()) < 0) { /* nothing else to tell */
+    }
   }
 }
 
@@ -220,11 +225,13 @@ void on_restored(uint32_t app_threads) {
   g_rt.agent_tid = static_cast<pid_t>(syscall(SYS_gettid));
   if (!quiesce_wait_restored(app_threads, g_rt.quiesce_timeout_ms)) {
     static const char msg[] = "ompi-cr: restored threads did not come back\n";
-    if (write(2, msg, sizeof msg - 1) < 0) { /* exiting anyway */ }
+    if (write(2, msg, sizeof msg - 1) < 0) { /* exiting anyway */
+    }
     _exit(125);
   }
   if (ompi_cr_restore_info.magic == OCR_RESTORE_INFO_MAGIC && ompi_cr_restore_info.hole_size)
-    munmap(reinterpret_cast<void*>(ompi_cr_restore_info.hole_start), ompi_cr_restore_info.hole_size);
+    munmap(reinterpret_cast<void*>(ompi_cr_restore_info.hole_start),
+           ompi_cr_restore_info.hole_size);
   // The next incremental image builds on the one restored from; tracking must be armed
   // before the application writes anything.
   g_rt.restarts.fetch_add(1);
@@ -259,7 +266,8 @@ void register_agent() {
   info.signal = g_rt.trigger_signal;
   info.uid = getuid();
   std::string err;
-  if (!write_agent_info(info, &err)) log("cannot register with the control directory: %s", err.c_str());
+  if (!write_agent_info(info, &err))
+    log("cannot register with the control directory: %s", err.c_str());
 }
 
 // Wakes the threads waiting in ompi_cr_checkpoint() for the checkpoint that just ended;
@@ -288,12 +296,14 @@ int write_checkpoint(const CheckpointRequest& req) {
   if (req.kind == "incremental" || req.kind == "auto") {
     const char* why = incremental_blocker();
     if (why && req.kind == "incremental") {
-      report(req, false, "", (std::string("no incremental image: ") + why).c_str(), 0, nullptr, 0, 0);
+      report(req, false, "", (std::string("no incremental image: ") + why).c_str(), 0, nullptr, 0,
+             0);
       return -1;
     }
     incremental = why == nullptr;
   } else if (req.kind != "full") {
-    report(req, false, "", ("image kind '" + req.kind + "' is not supported").c_str(), 0, nullptr, 0, 0);
+    report(req, false, "", ("image kind '" + req.kind + "' is not supported").c_str(), 0, nullptr,
+           0, 0);
     return -1;
   }
   if (!g_rt.tid_offset) {
@@ -359,8 +369,9 @@ int write_checkpoint(const CheckpointRequest& req) {
   }
 
   // What the application asked to leave out, read while no thread can change it.
-  hinted = new (g_rt.arena->allocate(sizeof *hinted, alignof(std::pmr::vector<hints::ExcludedRange>)))
-      std::pmr::vector<hints::ExcludedRange>(g_rt.arena);
+  hinted =
+      new (g_rt.arena->allocate(sizeof *hinted, alignof(std::pmr::vector<hints::ExcludedRange>)))
+          std::pmr::vector<hints::ExcludedRange>(g_rt.arena);
   hints::collect_exclusions(g_rt.arena, *hinted);
   static_assert(sizeof(hints::ExcludedRange) == sizeof(ExcludedPages));
   ImageWriteSpec spec;
@@ -424,7 +435,8 @@ int write_checkpoint(const CheckpointRequest& req) {
   g_rt.arena->reset();
   report(req, rc == 0, rc == 0 ? g_rt.final_path : "", rc == 0 ? "" : wr.message, g_rt.seq, &wr,
          micros, nthreads);
-  log("checkpoint %s: %s", rc == 0 ? "committed" : "failed", rc == 0 ? g_rt.final_path : wr.message);
+  log("checkpoint %s: %s", rc == 0 ? "committed" : "failed",
+      rc == 0 ? g_rt.final_path : wr.message);
   return rc == 0 ? 0 : -1;
 }
 
@@ -450,7 +462,8 @@ void checkpoint(const CheckpointRequest& req) {
     // In-process requests made after this image was taken are still to be served.
     if (g_rt.requested.load() > g_rt.taken.load()) {
       uint64_t one = 1;
-      if (write(g_rt.eventfd.load(), &one, sizeof one) < 0) { /* the agent polls anyway */ }
+      if (write(g_rt.eventfd.load(), &one, sizeof one) < 0) { /* the agent polls anyway */
+      }
     }
     return;
   }
@@ -542,13 +555,17 @@ __attribute__((constructor)) void runtime_init() {
   start_agent();
 }
 
-__attribute__((destructor)) void runtime_fini() { remove_agent_info(getpid()); }
+__attribute__((destructor)) void runtime_fini() {
+  remove_agent_info(getpid());
+}
 
 }  // namespace
 
 namespace hints {
 
-bool runtime_active() { return g_rt.agent_running.load() != 0; }
+bool runtime_active() {
+  return g_rt.agent_running.load() != 0;
+}
 
 // ompi_cr_checkpoint(): asks the agent and waits. The calling thread is parked like any
 // other during the checkpoint; it tells a restored process from the original by the

@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
   std::string image, output;
   bool quiet = false;
   app.add_option("image", image, "Newest image of the chain")->required();
-  app.add_option("-o,--output", output, "Where to write the full image (default: IMAGE.full.crimg)");
+  app.add_option("-o,--output", output,
+                 "Where to write the full image (default: IMAGE.full.crimg)");
   app.add_flag("-q,--quiet", quiet, "Print nothing on success");
   app.set_version_flag("--version", OMPI_CR_VERSION);
   ocr::tools::parse_or_exit(app, argc, argv, kTool);

@@ -45,7 +45,9 @@
 #define PAGE 4096u
 #define MAX_ROUNDS 64
 
-static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+static inline uint64_t rotl64(uint64_t x, int r) {
+  return (x << r) | (x >> (64 - r));
+}
 
 static inline uint64_t mix64(uint64_t x) {
   x ^= x >> 30;
@@ -56,11 +58,11 @@ static inline uint64_t mix64(uint64_t x) {
   return x;
 }
 
-static uint64_t hash_words(const uint64_t *w, size_t n, uint64_t seed) {
+static uint64_t hash_words(const uint64_t* w, size_t n, uint64_t seed) {
   uint64_t h0 = seed ^ 0x243f6a8885a308d3ull, h1 = seed ^ 0x13198a2e03707344ull;
   uint64_t h2 = seed ^ 0xa4093822299f31d0ull, h3 = seed ^ 0x082efa98ec4e6c89ull;
   const uint64_t p = 0x9fb21c651e98df25ull;
-  const uint64_t *q = w;
+  const uint64_t* q = w;
   for (size_t blocks = n / 4; blocks; blocks--, q += 4) {
     h0 = rotl64((h0 ^ q[0]) * p, 29);
     h1 = rotl64((h1 ^ q[1]) * p, 29);
@@ -81,9 +83,9 @@ static struct {
 } opt = {256, 0, 1, 0, NULL, NULL, {0.01, 0.10, 0.50}, 3};
 
 static int out_fd = -1;
-static FILE *out_stdio;
+static FILE* out_stdio;
 
-static void die(const char *what) {
+static void die(const char* what) {
   fprintf(stderr, "dirty_app: %s: %s\n", what, strerror(errno));
   exit(100);
 }
@@ -95,7 +97,7 @@ static void usage(void) {
   exit(2);
 }
 
-static void wait_gate(const char *suffix) {
+static void wait_gate(const char* suffix) {
   if (!opt.gate) return;
   char path[4096];
   snprintf(path, sizeof path, "%s.%s", opt.gate, suffix);
@@ -103,7 +105,7 @@ static void wait_gate(const char *suffix) {
   while (access(path, F_OK) != 0) nanosleep(&ts, NULL);
 }
 
-static void emit(const char *line) {
+static void emit(const char* line) {
   fputs(line, stdout);
   fflush(stdout);
   if (out_fd >= 0) {
@@ -122,21 +124,33 @@ static uint64_t gcd64(uint64_t a, uint64_t b) {
   return a;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   static const struct option longopts[] = {
-      {"heap-mb", required_argument, 0, 'm'}, {"fractions", required_argument, 0, 'f'},
-      {"seed", required_argument, 0, 'S'},    {"thp", no_argument, 0, 'T'},
-      {"outfile", required_argument, 0, 'o'}, {"gate", required_argument, 0, 'g'},
+      {"heap-mb", required_argument, 0, 'm'},   {"fractions", required_argument, 0, 'f'},
+      {"seed", required_argument, 0, 'S'},      {"thp", no_argument, 0, 'T'},
+      {"outfile", required_argument, 0, 'o'},   {"gate", required_argument, 0, 'g'},
       {"exit-code", required_argument, 0, 'x'}, {0, 0, 0, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
     switch (c) {
-      case 'm': opt.heap_mb = strtol(optarg, NULL, 10); break;
-      case 'S': opt.seed = strtoull(optarg, NULL, 10); break;
-      case 'T': opt.thp = 1; break;
-      case 'o': opt.outfile = optarg; break;
-      case 'g': opt.gate = optarg; break;
-      case 'x': opt.exit_code = strtol(optarg, NULL, 10); break;
+      case 'm':
+        opt.heap_mb = strtol(optarg, NULL, 10);
+        break;
+      case 'S':
+        opt.seed = strtoull(optarg, NULL, 10);
+        break;
+      case 'T':
+        opt.thp = 1;
+        break;
+      case 'o':
+        opt.outfile = optarg;
+        break;
+      case 'g':
+        opt.gate = optarg;
+        break;
+      case 'x':
+        opt.exit_code = strtol(optarg, NULL, 10);
+        break;
       case 'f': {
         opt.rounds = 0;
         char *s = optarg, *end;
@@ -146,12 +160,15 @@ int main(int argc, char **argv) {
           if (end == s || f < 0 || f > 1) usage();
           opt.fractions[opt.rounds++] = f;
           s = end;
-          if (*s == ',') s++;
-          else if (*s) usage();
+          if (*s == ',')
+            s++;
+          else if (*s)
+            usage();
         }
         break;
       }
-      default: usage();
+      default:
+        usage();
     }
   }
   if (opt.heap_mb < 1 || opt.heap_mb > 65536 || opt.rounds < 1) usage();
@@ -170,11 +187,13 @@ int main(int argc, char **argv) {
 
   const size_t bytes = (size_t)opt.heap_mb << 20;
   const uint64_t npages = bytes / PAGE;
-  unsigned char *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  unsigned char* mem =
+      mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) die("mmap");
   if (madvise(mem, bytes, opt.thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) != 0) die("madvise");
-  uint64_t *w = (uint64_t *)mem;
-  for (size_t i = 0; i < bytes / 8; i++) w[i] = mix64(i ^ (opt.seed << 40)) | 1; /* never a zero page */
+  uint64_t* w = (uint64_t*)mem;
+  for (size_t i = 0; i < bytes / 8; i++)
+    w[i] = mix64(i ^ (opt.seed << 40)) | 1; /* never a zero page */
 
   char line[256];
   uint64_t digest = hash_words(w, bytes / 8, opt.seed);

@@ -74,7 +74,9 @@
 #define RESERVE (64 * MiB)
 #define ROUNDS 5
 
-static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+static inline uint64_t rotl64(uint64_t x, int r) {
+  return (x << r) | (x >> (64 - r));
+}
 static inline uint64_t mix64(uint64_t x) {
   x ^= x >> 30;
   x *= 0xbf58476d1ce4e5b9ull;
@@ -83,7 +85,7 @@ static inline uint64_t mix64(uint64_t x) {
   x ^= x >> 31;
   return x;
 }
-static uint64_t hash_words(const uint64_t *w, size_t n, uint64_t seed) {
+static uint64_t hash_words(const uint64_t* w, size_t n, uint64_t seed) {
   uint64_t h0 = seed ^ 0x243f6a8885a308d3ull, h1 = seed ^ 0x13198a2e03707344ull;
   const uint64_t p = 0x9fb21c651e98df25ull;
   size_t i = 0;
@@ -102,23 +104,24 @@ static struct {
 } opt = {NULL, NULL, 7, 0};
 
 static int out_fd = -1;
-static FILE *out_stdio;
+static FILE* out_stdio;
 static char stdout_buf[1 << 14], stdio_buf[1 << 16];
 static char check_msg[1024];
 
-static void die(const char *what) {
+static void die(const char* what) {
   fprintf(stderr, "layout_app: %s: %s\n", what, strerror(errno));
   exit(100);
 }
 
-static void emit(const char *line) {
+static void emit(const char* line) {
   fputs(line, stdout);
   fflush(stdout);
-  if (out_fd >= 0 && write(out_fd, line, strlen(line)) != (ssize_t)strlen(line)) die("write outfile");
+  if (out_fd >= 0 && write(out_fd, line, strlen(line)) != (ssize_t)strlen(line))
+    die("write outfile");
   if (out_stdio) fputs(line, out_stdio);
 }
 
-static void wait_gate(const char *suffix) {
+static void wait_gate(const char* suffix) {
   if (!opt.gate) return;
   char path[4096];
   snprintf(path, sizeof path, "%s.%s", opt.gate, suffix);
@@ -129,8 +132,8 @@ static void wait_gate(const char *suffix) {
 /* ------------------------------------------------------------- regions ---- */
 
 struct region {
-  const char *name;
-  unsigned char *addr;
+  const char* name;
+  unsigned char* addr;
   size_t len;
   int live;
 };
@@ -140,24 +143,27 @@ static struct region reg[NREG] = {
     [RC] = {"C", 0, 0, 0},   [RD] = {"D", 0, 0, 0},       [RE] = {"E", 0, 0, 0},
     [RG] = {"G", 0, 0, 0},   [RP] = {"P", 0, 0, 0},       [RQ] = {"Q", 0, 0, 0},
     [RX] = {"X", 0, 0, 0},   [RY] = {"Y", 0, 0, 0},       [RF] = {"F", 0, 0, 0},
-    [RS] = {"S", 0, 0, 0},   [RH] = {"H", 0, 0, 0},
-    [RN] = {"N", 0, 0, 0},   [RN2] = {"N2", 0, 0, 0},     [RN3] = {"N3", 0, 0, 0},
-    [RBRK] = {"brk", 0, 0, 0}};
-static unsigned char *base;   /* the reservation */
-static unsigned char *brk0;   /* start of our part of the brk heap */
+    [RS] = {"S", 0, 0, 0},   [RH] = {"H", 0, 0, 0},       [RN] = {"N", 0, 0, 0},
+    [RN2] = {"N2", 0, 0, 0}, [RN3] = {"N3", 0, 0, 0},     [RBRK] = {"brk", 0, 0, 0}};
+static unsigned char* base; /* the reservation */
+static unsigned char* brk0; /* start of our part of the brk heap */
 static int file_fd = -1;
 static const size_t file_len = 1 * MiB;
 
-static unsigned char *at(size_t off_mib) { return base + off_mib * MiB; }
+static unsigned char* at(size_t off_mib) {
+  return base + off_mib * MiB;
+}
 
-static void fill(unsigned char *p, size_t len, uint64_t tag) {
-  uint64_t *w = (uint64_t *)p;
+static void fill(unsigned char* p, size_t len, uint64_t tag) {
+  uint64_t* w = (uint64_t*)p;
   for (size_t i = 0; i < len / 8; i++) w[i] = mix64((tag << 32) ^ i ^ opt.seed) | 1;
 }
 
-static uint64_t file_word(size_t i) { return mix64(0xf11e0000ull ^ i) | 1; }
+static uint64_t file_word(size_t i) {
+  return mix64(0xf11e0000ull ^ i) | 1;
+}
 
-static void map_fixed_anon(unsigned char *p, size_t len) {
+static void map_fixed_anon(unsigned char* p, size_t len) {
   if (mmap(p, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != p)
     die("mmap MAP_FIXED");
 }
@@ -168,24 +174,26 @@ static void map_file(void) {
     die("mmap file");
 }
 
-static void reserve_again(unsigned char *p, size_t len) { /* give a range back to the reservation */
+static void reserve_again(unsigned char* p, size_t len) { /* give a range back to the reservation */
   if (mmap(p, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) != p)
     die("mmap PROT_NONE");
 }
 
-static void poke(unsigned char *p, uint64_t v) { p[v % PAGE] ^= (unsigned char)(1 + (v >> 40) % 255); }
+static void poke(unsigned char* p, uint64_t v) {
+  p[v % PAGE] ^= (unsigned char)(1 + (v >> 40) % 255);
+}
 
 /* ------------------------------------------------------------- checks ---- */
 
-static int zero_page(const unsigned char *p) {
-  const uint64_t *w = (const uint64_t *)p;
+static int zero_page(const unsigned char* p) {
+  const uint64_t* w = (const uint64_t*)p;
   for (size_t i = 0; i < PAGE / 8; i++)
     if (w[i]) return 0;
   return 1;
 }
 
 static int check_failures;
-static void check_fail(const char *what, size_t page) { /* the first 3, then a count */
+static void check_fail(const char* what, size_t page) { /* the first 3, then a count */
   size_t n = strlen(check_msg);
   if (++check_failures <= 3)
     snprintf(check_msg + n, sizeof check_msg - n, "%s%s@page%zu", n ? "," : "", what, page);
@@ -204,11 +212,15 @@ static size_t brk_regrow_off; /* offset in brk region of the regrown part */
 static int cur_step;
 static int page_unread(int r, size_t pg) {
   switch (r) {
-    case RE: return cur_step == 2 && pg % 2 == 0;
-    case RD: return cur_step == 3 && pg >= reg[RD].len / PAGE / 2;
-    case RF: return cur_step == 3 && pg % 8 == 0;
+    case RE:
+      return cur_step == 2 && pg % 2 == 0;
+    case RD:
+      return cur_step == 3 && pg >= reg[RD].len / PAGE / 2;
+    case RF:
+      return cur_step == 3 && pg % 8 == 0;
     case RBRK:
-      return cur_step == 4 && pg * PAGE >= brk_regrow_off + 256 * KiB && pg * PAGE < brk_regrow_off + 512 * KiB;
+      return cur_step == 4 && pg * PAGE >= brk_regrow_off + 256 * KiB &&
+             pg * PAGE < brk_regrow_off + 512 * KiB;
   }
   return 0;
 }
@@ -216,7 +228,9 @@ static int page_unread(int r, size_t pg) {
 static uint64_t hash_region(int r) {
   uint64_t h = mix64((uint64_t)r ^ reg[r].len);
   for (size_t pg = 0; pg < reg[r].len / PAGE; pg++)
-    h = mix64(h ^ (page_unread(r, pg) ? 0x5e1f : hash_words((const uint64_t *)(reg[r].addr + pg * PAGE), PAGE / 8, pg)));
+    h = mix64(h ^ (page_unread(r, pg)
+                       ? 0x5e1f
+                       : hash_words((const uint64_t*)(reg[r].addr + pg * PAGE), PAGE / 8, pg)));
   return h;
 }
 
@@ -226,33 +240,39 @@ static void run_checks(void) {
   if (e_dropped) { /* even pages of E: zero unless rewritten in round 4 (every 4th even page) */
     for (size_t pg = 0; pg < reg[RE].len / PAGE; pg += 2) {
       const int rewritten = e_dropped > 1 && pg % 8 == 0;
-      if (!rewritten && !page_unread(RE, pg) && !zero_page(reg[RE].addr + pg * PAGE)) check_fail("E-dropped-not-zero", pg);
+      if (!rewritten && !page_unread(RE, pg) && !zero_page(reg[RE].addr + pg * PAGE))
+        check_fail("E-dropped-not-zero", pg);
     }
   }
   if (d_replaced)
     for (size_t pg = reg[RD].len / PAGE / 2; pg < reg[RD].len / PAGE; pg++)
-      if (!page_unread(RD, pg) && !zero_page(reg[RD].addr + pg * PAGE)) check_fail("D-new-not-zero", pg);
+      if (!page_unread(RD, pg) && !zero_page(reg[RD].addr + pg * PAGE))
+        check_fail("D-new-not-zero", pg);
   if (brk_regrown)
     for (size_t off = brk_regrow_off + 256 * KiB; off < brk_regrow_off + 512 * KiB; off += PAGE)
-      if (!page_unread(RBRK, off / PAGE) && !zero_page(reg[RBRK].addr + off)) check_fail("brk-regrown-not-zero", off / PAGE);
+      if (!page_unread(RBRK, off / PAGE) && !zero_page(reg[RBRK].addr + off))
+        check_fail("brk-regrown-not-zero", off / PAGE);
   if (f_dropped && !f_remapped) { /* pages 0, 8, 16, ...: private copies dropped in round 3 */
     for (size_t pg = 0; pg < file_len / PAGE; pg += 8) {
       if (page_unread(RF, pg)) continue;
-      const uint64_t *w = (const uint64_t *)(reg[RF].addr + pg * PAGE);
-      if (w[0] != file_word(pg * PAGE / 8) || w[PAGE / 8 - 1] != file_word(pg * PAGE / 8 + PAGE / 8 - 1))
+      const uint64_t* w = (const uint64_t*)(reg[RF].addr + pg * PAGE);
+      if (w[0] != file_word(pg * PAGE / 8) ||
+          w[PAGE / 8 - 1] != file_word(pg * PAGE / 8 + PAGE / 8 - 1))
         check_fail("F-dropped-not-file", pg);
     }
   }
   if (f_remapped) { /* everything but pages 3 and 200 is the file's again */
     for (size_t pg = 0; pg < file_len / PAGE; pg++) {
       if (pg == 3 || pg == 200) continue;
-      const uint64_t *w = (const uint64_t *)(reg[RF].addr + pg * PAGE);
+      const uint64_t* w = (const uint64_t*)(reg[RF].addr + pg * PAGE);
       if (w[5] != file_word(pg * PAGE / 8 + 5)) check_fail("F-remapped-not-file", pg);
     }
   }
   if (stack_errors) check_fail("stack-frames-damaged", (size_t)stack_errors);
-  if (!check_msg[0]) strcpy(check_msg, "ok");
-  else if (check_failures > 3) snprintf(check_msg + strlen(check_msg), 32, ",+%d more", check_failures - 3);
+  if (!check_msg[0])
+    strcpy(check_msg, "ok");
+  else if (check_failures > 3)
+    snprintf(check_msg + strlen(check_msg), 32, ",+%d more", check_failures - 3);
 }
 
 static void report(int step) {
@@ -272,7 +292,8 @@ static void report(int step) {
     if (reg[i].live == 2)
       snprintf(line, sizeof line, "  region %s len %zu PROT_NONE\n", reg[i].name, reg[i].len);
     else
-      snprintf(line, sizeof line, "  region %s len %zu hash %016" PRIx64 "\n", reg[i].name, reg[i].len, h[i]);
+      snprintf(line, sizeof line, "  region %s len %zu hash %016" PRIx64 "\n", reg[i].name,
+               reg[i].len, h[i]);
     emit(line);
   }
 }
@@ -301,8 +322,8 @@ __attribute__((noinline)) static uint64_t deep(int n, uint64_t seed) {
 
 static void brk_to(size_t len) { /* our brk region becomes len bytes long */
   const intptr_t delta = (intptr_t)len - (intptr_t)reg[RBRK].len;
-  if (sbrk(delta) == (void *)-1) die("sbrk");
-  if ((unsigned char *)sbrk(0) != brk0 + len) {
+  if (sbrk(delta) == (void*)-1) die("sbrk");
+  if ((unsigned char*)sbrk(0) != brk0 + len) {
     errno = EINVAL;
     die("brk moved under us");
   }
@@ -314,11 +335,14 @@ static void brk_to(size_t len) { /* our brk region becomes len bytes long */
 static void setup(void) {
   base = mmap(NULL, RESERVE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (base == MAP_FAILED) die("mmap reservation");
-  static const struct { int r; size_t off, len; } init[] = {
-      {RA, 0, 4 * MiB},  {RB, 5, 4 * MiB},  {RC, 10, 2 * MiB}, {RD, 13, 2 * MiB}, {RE, 16, 1 * MiB},
-      {RG, 18, 4 * MiB}, {RP, 25, 2 * MiB}, {RQ, 27, 2 * MiB}, {RX, 30, 1 * MiB}, {RY, 32, 1 * MiB}};
+  static const struct {
+    int r;
+    size_t off, len;
+  } init[] = {{RA, 0, 4 * MiB},  {RB, 5, 4 * MiB},  {RC, 10, 2 * MiB}, {RD, 13, 2 * MiB},
+              {RE, 16, 1 * MiB}, {RG, 18, 4 * MiB}, {RP, 25, 2 * MiB}, {RQ, 27, 2 * MiB},
+              {RX, 30, 1 * MiB}, {RY, 32, 1 * MiB}};
   for (size_t i = 0; i < sizeof init / sizeof init[0]; i++) {
-    struct region *g = &reg[init[i].r];
+    struct region* g = &reg[init[i].r];
     g->addr = at(init[i].off);
     g->len = init[i].len;
     g->live = 1;
@@ -328,8 +352,8 @@ static void setup(void) {
   /* S: shared anonymous (never tracked: saved whole in every image); H: private, made
    * PROT_NONE with data in it in round 3 (saved through /proc/self/mem) */
   reg[RS] = (struct region){"S", at(36), 1 * MiB, 1};
-  if (mmap(reg[RS].addr, reg[RS].len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0) !=
-      reg[RS].addr)
+  if (mmap(reg[RS].addr, reg[RS].len, PROT_READ | PROT_WRITE,
+           MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != reg[RS].addr)
     die("mmap shared");
   fill(reg[RS].addr, reg[RS].len, 0x53);
   reg[RH] = (struct region){"H", at(38), 1 * MiB, 1};
@@ -350,10 +374,11 @@ static void setup(void) {
   reg[RF].len = file_len;
   reg[RF].live = 1;
   map_file();
-  for (size_t pg = 0; pg < file_len / PAGE; pg += 4) poke(reg[RF].addr + pg * PAGE, mix64(pg ^ 0xf));
+  for (size_t pg = 0; pg < file_len / PAGE; pg += 4)
+    poke(reg[RF].addr + pg * PAGE, mix64(pg ^ 0xf));
   /* brk */
   brk0 = sbrk(0);
-  if (brk0 == (void *)-1) die("sbrk(0)");
+  if (brk0 == (void*)-1) die("sbrk(0)");
   reg[RBRK].addr = brk0;
   reg[RBRK].live = 1;
   brk_to(2 * MiB);
@@ -364,7 +389,8 @@ static void round1(void) {
   reg[RN] = (struct region){"N", at(45), 3 * MiB, 1};
   map_fixed_anon(reg[RN].addr, reg[RN].len);
   fill(reg[RN].addr, reg[RN].len, 0x41);
-  unsigned char *n2 = mmap(NULL, 2 * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  unsigned char* n2 =
+      mmap(NULL, 2 * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (n2 == MAP_FAILED) die("mmap N2");
   reg[RN2] = (struct region){"N2", n2, 2 * MiB, 1};
   fill(n2, 2 * MiB, 0x42);
@@ -372,13 +398,14 @@ static void round1(void) {
   reg[RB].live = 0;
   brk_to(3 * MiB);
   fill(brk0 + 2 * MiB, 1 * MiB, 0xb1);
-  for (size_t pg = 0; pg < reg[RA].len / PAGE; pg += 16) poke(reg[RA].addr + pg * PAGE, mix64(pg + 1));
+  for (size_t pg = 0; pg < reg[RA].len / PAGE; pg += 16)
+    poke(reg[RA].addr + pg * PAGE, mix64(pg + 1));
   for (size_t pg = 0; pg < reg[RP].len / PAGE; pg++) poke(reg[RP].addr + pg * PAGE, mix64(pg + 2));
 }
 
 static void round2(void) {
-  unsigned char *to = at(50);
-  void *p = mremap(reg[RC].addr, reg[RC].len, 3 * MiB, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+  unsigned char* to = at(50);
+  void* p = mremap(reg[RC].addr, reg[RC].len, 3 * MiB, MREMAP_MAYMOVE | MREMAP_FIXED, to);
   if (p != to) die("mremap C (move and grow)");
   reg[RC].addr = to;
   reg[RC].len = 3 * MiB;
@@ -411,14 +438,17 @@ static void round3(void) {
   for (size_t pg = 0; pg < file_len / PAGE; pg += 8)
     if (madvise(reg[RF].addr + pg * PAGE, PAGE, MADV_DONTNEED) != 0) die("MADV_DONTNEED F");
   f_dropped = 1;
-  for (size_t pg = 1; pg < reg[RE].len / PAGE; pg += 2) poke(reg[RE].addr + pg * PAGE, mix64(pg + 3));
-  for (size_t pg = 0; pg < reg[RH].len / PAGE; pg += 5) poke(reg[RH].addr + pg * PAGE, mix64(pg + 7));
+  for (size_t pg = 1; pg < reg[RE].len / PAGE; pg += 2)
+    poke(reg[RE].addr + pg * PAGE, mix64(pg + 3));
+  for (size_t pg = 0; pg < reg[RH].len / PAGE; pg += 5)
+    poke(reg[RH].addr + pg * PAGE, mix64(pg + 7));
   if (mprotect(reg[RH].addr, reg[RH].len, PROT_NONE) != 0) die("mprotect H PROT_NONE");
   reg[RH].live = 2;
 }
 
 static void round4(void) {
-  void *p = mremap(reg[RX].addr, reg[RX].len, reg[RX].len, MREMAP_MAYMOVE | MREMAP_FIXED, reg[RY].addr);
+  void* p =
+      mremap(reg[RX].addr, reg[RX].len, reg[RX].len, MREMAP_MAYMOVE | MREMAP_FIXED, reg[RY].addr);
   if (p != reg[RY].addr) die("mremap X onto Y");
   reserve_again(reg[RX].addr, reg[RX].len);
   reg[RX].live = 0; /* Y keeps its name, with X's bytes */
@@ -430,9 +460,12 @@ static void round4(void) {
   f_remapped = 1;
   poke(reg[RF].addr + 3 * PAGE, 3);
   poke(reg[RF].addr + 200 * PAGE, 200);
-  if (mprotect(reg[RN].addr + 1 * MiB, 1 * MiB, PROT_READ | PROT_WRITE) != 0) die("mprotect N back");
-  for (size_t pg = 0; pg < reg[RN].len / PAGE; pg += 3) poke(reg[RN].addr + pg * PAGE, mix64(pg + 4));
-  for (size_t pg = 0; pg < reg[RE].len / PAGE; pg += 8) poke(reg[RE].addr + pg * PAGE, mix64(pg + 5));
+  if (mprotect(reg[RN].addr + 1 * MiB, 1 * MiB, PROT_READ | PROT_WRITE) != 0)
+    die("mprotect N back");
+  for (size_t pg = 0; pg < reg[RN].len / PAGE; pg += 3)
+    poke(reg[RN].addr + pg * PAGE, mix64(pg + 4));
+  for (size_t pg = 0; pg < reg[RE].len / PAGE; pg += 8)
+    poke(reg[RE].addr + pg * PAGE, mix64(pg + 5));
   e_dropped = 2;
   if (mprotect(reg[RH].addr, reg[RH].len, PROT_READ | PROT_WRITE) != 0) die("mprotect H back");
   reg[RH].live = 1;
@@ -443,7 +476,8 @@ static void round5(void) {
   const size_t old = reg[RBRK].len;
   brk_to(old + 256 * KiB);
   fill(brk0 + old, 256 * KiB, 0xb5);
-  unsigned char *n3 = mmap(NULL, 1 * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  unsigned char* n3 =
+      mmap(NULL, 1 * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (n3 == MAP_FAILED) die("mmap N3");
   reg[RN3] = (struct region){"N3", n3, 1 * MiB, 1};
   fill(n3, 1 * MiB, 0x45);
@@ -460,7 +494,7 @@ static void round5(void) {
   }
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   static const struct option longopts[] = {{"outfile", required_argument, 0, 'o'},
                                            {"gate", required_argument, 0, 'g'},
                                            {"seed", required_argument, 0, 'S'},
@@ -469,12 +503,21 @@ int main(int argc, char **argv) {
   int c;
   while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
     switch (c) {
-      case 'o': opt.outfile = optarg; break;
-      case 'g': opt.gate = optarg; break;
-      case 'S': opt.seed = strtoull(optarg, NULL, 10); break;
-      case 'x': opt.exit_code = strtol(optarg, NULL, 10); break;
+      case 'o':
+        opt.outfile = optarg;
+        break;
+      case 'g':
+        opt.gate = optarg;
+        break;
+      case 'S':
+        opt.seed = strtoull(optarg, NULL, 10);
+        break;
+      case 'x':
+        opt.exit_code = strtol(optarg, NULL, 10);
+        break;
       default:
-        fprintf(stderr, "usage: layout_app [--outfile PATH] [--gate PREFIX] [--seed S] [--exit-code C]\n");
+        fprintf(stderr,
+                "usage: layout_app [--outfile PATH] [--gate PREFIX] [--seed S] [--exit-code C]\n");
         return 2;
     }
   }
@@ -490,7 +533,8 @@ int main(int argc, char **argv) {
   }
   { /* what deep() returns when every frame survives */
     uint64_t h = 0;
-    for (int n = 0; n <= DEEP_FRAMES; n++) h = mix64(h ^ mix64(0x5eedull ^ ((uint64_t)n << 32) ^ (uint64_t)(n % (PAGE / 8))));
+    for (int n = 0; n <= DEEP_FRAMES; n++)
+      h = mix64(h ^ mix64(0x5eedull ^ ((uint64_t)n << 32) ^ (uint64_t)(n % (PAGE / 8))));
     deep_expected = h;
   }
   setup();
@@ -501,7 +545,8 @@ int main(int argc, char **argv) {
     snprintf(g, sizeof g, "%d", k);
     if (k != 3) wait_gate(g); /* gate 3 is waited for at the bottom of round 2's recursion */
     rounds[k - 1]();
-    for (size_t pg = (size_t)k; pg < reg[RS].len / PAGE; pg += 37) poke(reg[RS].addr + pg * PAGE, mix64(pg * 31 + (uint64_t)k));
+    for (size_t pg = (size_t)k; pg < reg[RS].len / PAGE; pg += 37)
+      poke(reg[RS].addr + pg * PAGE, mix64(pg * 31 + (uint64_t)k));
     if (k == 2) {
       const uint64_t h = deep(DEEP_FRAMES, 0x5eed);
       if (h != deep_expected) stack_errors++;
@@ -512,7 +557,8 @@ int main(int argc, char **argv) {
   wait_gate("final");
   uint64_t h = 0;
   for (int i = 0; i < NREG; i++)
-    if (reg[i].live == 1) h = mix64(h ^ hash_words((const uint64_t *)reg[i].addr, reg[i].len / 8, 99));
+    if (reg[i].live == 1)
+      h = mix64(h ^ hash_words((const uint64_t*)reg[i].addr, reg[i].len / 8, 99));
   char line[64];
   snprintf(line, sizeof line, "final %016" PRIx64 "\n", h);
   emit(line);

@@ -37,10 +37,26 @@
 
 #define WAIT_LIMIT_S 20
 
-enum { B_COND, B_TIMED_RT, B_TIMED_MONO, B_HOLDER, B_MUTEX, B_SLEEP_REL, B_SLEEP_ABS, B_ALT, B_JOINER,
-       B_BARRIER, B_RWLOCK, B_PIPE_R, B_PIPE_W, B_DL, NB };
-static const char *const bname[NB] = {"cond", "timed-rt", "timed-mono", "holder", "mutex", "sleep-rel", "sleep-abs",
-                                      "altstack", "joiner", "barrier", "rwlock", "pipe-reader", "pipe-writer", "dl"};
+enum {
+  B_COND,
+  B_TIMED_RT,
+  B_TIMED_MONO,
+  B_HOLDER,
+  B_MUTEX,
+  B_SLEEP_REL,
+  B_SLEEP_ABS,
+  B_ALT,
+  B_JOINER,
+  B_BARRIER,
+  B_RWLOCK,
+  B_PIPE_R,
+  B_PIPE_W,
+  B_DL,
+  NB
+};
+static const char* const bname[NB] = {
+    "cond",     "timed-rt", "timed-mono", "holder", "mutex",       "sleep-rel",   "sleep-abs",
+    "altstack", "joiner",   "barrier",    "rwlock", "pipe-reader", "pipe-writer", "dl"};
 
 struct blocker {
   pthread_t th;
@@ -69,7 +85,7 @@ static pthread_barrier_t bar2;
 static pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
 static pthread_t joinee;
 static int pfd[2] = {-1, -1};
-static unsigned char *altstack;
+static unsigned char* altstack;
 #define ALTSTACK_SIZE (64u << 10)
 static atomic_int in_handler;
 static uint64_t handler_result;
@@ -81,7 +97,7 @@ static void mark_ready(int i, long phase) {
 
 /* ---- blocking actions, one per kind; each returns the phase's result ---- */
 
-static uint64_t do_cond(int i, long phase, pthread_cond_t *c, int timed, clockid_t clk) {
+static uint64_t do_cond(int i, long phase, pthread_cond_t* c, int timed, clockid_t clk) {
   pthread_mutex_lock(&cm);
   mark_ready(i, phase);
   while (released[i] < phase) {
@@ -107,9 +123,11 @@ static uint64_t do_holder(int i, long phase) {
   if (tid_locks) {
     /* trylock only: a mutex glibc thinks someone else owns must not hang the test */
     int e1 = pthread_mutex_trylock(&m_rec), e2 = e1 ? e1 : pthread_mutex_trylock(&m_rec);
-    int e3 = pthread_mutex_trylock(&m_err), e4 = pthread_mutex_trylock(&m_rob), e5 = pthread_mutex_trylock(&m_pi);
-    MT_CHECK(!e1 && !e2 && !e3 && !e4 && !e5, "holder: phase %ld: trylock of recursive/errorcheck/robust/PI = %d %d %d %d %d",
-             phase, e1, e2, e3, e4, e5);
+    int e3 = pthread_mutex_trylock(&m_err), e4 = pthread_mutex_trylock(&m_rob),
+        e5 = pthread_mutex_trylock(&m_pi);
+    MT_CHECK(!e1 && !e2 && !e3 && !e4 && !e5,
+             "holder: phase %ld: trylock of recursive/errorcheck/robust/PI = %d %d %d %d %d", phase,
+             e1, e2, e3, e4, e5);
     held = !e1 && !e2 && !e3 && !e4 && !e5;
   }
   mark_ready(i, phase);
@@ -120,10 +138,13 @@ static uint64_t do_holder(int i, long phase) {
     int e0 = pthread_mutex_trylock(&m_rec); /* recursive: the owner gets it again */
     int u0 = e0 ? -1 : pthread_mutex_unlock(&m_rec);
     int u1 = pthread_mutex_unlock(&m_rec), u2 = pthread_mutex_unlock(&m_rec);
-    int u3 = pthread_mutex_unlock(&m_err), u4 = pthread_mutex_unlock(&m_rob), u5 = pthread_mutex_unlock(&m_pi);
+    int u3 = pthread_mutex_unlock(&m_err), u4 = pthread_mutex_unlock(&m_rob),
+        u5 = pthread_mutex_unlock(&m_pi);
     MT_CHECK(!e0 && !u0 && !u1 && !u2 && !u3 && !u4 && !u5,
-             "holder: phase %ld: owner-checked mutexes after the wait: relock(recursive) = %d, unlock recursive = %d %d %d, "
-             "errorcheck = %d, robust = %d, PI = %d (EPERM = %d: glibc no longer sees this thread as the owner)",
+             "holder: phase %ld: owner-checked mutexes after the wait: relock(recursive) = %d, "
+             "unlock recursive = %d %d %d, "
+             "errorcheck = %d, robust = %d, PI = %d (EPERM = %d: glibc no longer sees this thread "
+             "as the owner)",
              phase, e0, u0, u1, u2, u3, u4, u5, EPERM);
     tid_locks_ok = !e0 && !u0 && !u1 && !u2 && !u3 && !u4 && !u5;
   }
@@ -179,20 +200,21 @@ static uint64_t do_sleep_abs(int i, long phase) {
   return mt_fold((uint64_t)phase, 0xab5);
 }
 
-static void usr1_handler(int sig, siginfo_t *si, void *uc) {
+static void usr1_handler(int sig, siginfo_t* si, void* uc) {
   (void)si;
   (void)uc;
   int saved = errno;
   char here;
   stack_t ss;
-  int on_alt = &here >= (char *)altstack && &here < (char *)altstack + ALTSTACK_SIZE;
-  int flags_ok = sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK) && ss.ss_sp == altstack &&
-                 ss.ss_size == ALTSTACK_SIZE;
+  int on_alt = &here >= (char*)altstack && &here < (char*)altstack + ALTSTACK_SIZE;
+  int flags_ok = sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK) &&
+                 ss.ss_sp == altstack && ss.ss_size == ALTSTACK_SIZE;
   atomic_store(&in_handler, 1);
   while (sem_wait(&alt_sem) != 0) {
   }
   /* after the wait (possibly in a restored process): still on the alternate stack */
-  int flags_after = sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK) && ss.ss_sp == altstack;
+  int flags_after =
+      sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK) && ss.ss_sp == altstack;
   handler_result = mt_fold((uint64_t)sig, (uint64_t)(on_alt * 4 + flags_ok * 2 + flags_after));
   atomic_store(&in_handler, 0);
   errno = saved;
@@ -202,22 +224,25 @@ static void usr1_handler(int sig, siginfo_t *si, void *uc) {
  * phase, and its own sigaltstack setting. */
 static void altstack_checks(long phase) {
   if (phase > 1)
-    MT_CHECK(handler_result == mt_fold(SIGUSR1, 7), "altstack: phase %ld: handler did not run on the sigaltstack "
-             "throughout (result %#" PRIx64 ")", phase - 1, handler_result);
+    MT_CHECK(handler_result == mt_fold(SIGUSR1, 7),
+             "altstack: phase %ld: handler did not run on the sigaltstack "
+             "throughout (result %#" PRIx64 ")",
+             phase - 1, handler_result);
   stack_t ss;
-  MT_CHECK(sigaltstack(NULL, &ss) == 0 && ss.ss_sp == altstack && ss.ss_size == ALTSTACK_SIZE && !(ss.ss_flags & SS_ONSTACK) &&
-           !(ss.ss_flags & SS_DISABLE), "altstack: phase %ld: sigaltstack of the thread changed", phase);
+  MT_CHECK(sigaltstack(NULL, &ss) == 0 && ss.ss_sp == altstack && ss.ss_size == ALTSTACK_SIZE &&
+               !(ss.ss_flags & SS_ONSTACK) && !(ss.ss_flags & SS_DISABLE),
+           "altstack: phase %ld: sigaltstack of the thread changed", phase);
 }
 
 static uint64_t do_joiner(int i, long phase) {
   mark_ready(i, phase);
-  void *ret = NULL;
+  void* ret = NULL;
   int e = pthread_join(joinee, &ret);
-  MT_CHECK(e == 0 && ret == (void *)(intptr_t)(phase * 3 + 1), "joiner: join = %d", e);
+  MT_CHECK(e == 0 && ret == (void*)(intptr_t)(phase * 3 + 1), "joiner: join = %d", e);
   return mt_fold((uint64_t)phase, (uint64_t)(uintptr_t)ret);
 }
 
-static void *joinee_main(void *arg) {
+static void* joinee_main(void* arg) {
   while (sem_wait(&join_sem) != 0) {
   }
   return arg;
@@ -243,15 +268,17 @@ static uint64_t do_pipe_reader(int i, long phase) {
   mark_ready(i, phase);
   size_t got = 0;
   while (got < sizeof v) {
-    ssize_t r = read(pfd[0], (char *)&v + got, sizeof v - got);
+    ssize_t r = read(pfd[0], (char*)&v + got, sizeof v - got);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) {
-      mt_error("pipe-reader: phase %ld: read = %zd (%s)", phase, r, r < 0 ? strerror(errno) : "end of file");
+      mt_error("pipe-reader: phase %ld: read = %zd (%s)", phase, r,
+               r < 0 ? strerror(errno) : "end of file");
       break;
     }
     got += (size_t)r;
   }
-  MT_CHECK(got < sizeof v || v == mt_mix((uint64_t)phase), "pipe-reader: phase %ld: wrong data", phase);
+  MT_CHECK(got < sizeof v || v == mt_mix((uint64_t)phase), "pipe-reader: phase %ld: wrong data",
+           phase);
   return mt_fold((uint64_t)phase, 0x919e);
 }
 
@@ -261,14 +288,15 @@ static uint64_t do_pipe_writer(int i, long phase) {
   }
   uint64_t v = mt_mix((uint64_t)phase);
   ssize_t w = write(pfd[1], &v, sizeof v);
-  MT_CHECK(w == (ssize_t)sizeof v, "pipe-writer: phase %ld: write = %zd (%s)", phase, w, w < 0 ? strerror(errno) : "short");
+  MT_CHECK(w == (ssize_t)sizeof v, "pipe-writer: phase %ld: write = %zd (%s)", phase, w,
+           w < 0 ? strerror(errno) : "short");
   return mt_fold((uint64_t)phase, 0x3717e);
 }
 
-static int dl_cb(struct dl_phdr_info *info, size_t size, void *data) {
+static int dl_cb(struct dl_phdr_info* info, size_t size, void* data) {
   (void)info;
   (void)size;
-  long *calls = data;
+  long* calls = data;
   if ((*calls)++ == 0) {
     mark_ready(B_DL, calls[1]);
     while (sem_wait(&dl_sem) != 0) {
@@ -284,8 +312,8 @@ static uint64_t do_dl(int i, long phase) {
   return mt_fold((uint64_t)phase, st[0] > 0);
 }
 
-static void *blocker_main(void *arg) {
-  struct blocker *me = arg;
+static void* blocker_main(void* arg) {
+  struct blocker* me = arg;
   const int i = (int)(me - b);
   if (i == B_ALT) {
     stack_t ss = {.ss_sp = altstack, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};
@@ -302,26 +330,52 @@ static void *blocker_main(void *arg) {
     long phase = ++me->phase;
     uint64_t r = 0;
     switch (i) {
-    case B_COND: r = do_cond(i, phase, &c_plain, 0, CLOCK_REALTIME); break;
-    case B_TIMED_RT: r = do_cond(i, phase, &c_rt, 1, CLOCK_REALTIME); break;
-    case B_TIMED_MONO: r = do_cond(i, phase, &c_mono, 1, CLOCK_MONOTONIC); break;
-    case B_HOLDER: r = do_holder(i, phase); break;
-    case B_MUTEX: r = do_mutex(i, phase); break;
-    case B_SLEEP_REL: r = do_sleep_rel(i, phase); break;
-    case B_SLEEP_ABS: r = do_sleep_abs(i, phase); break;
-    case B_ALT:
-      /* the handler runs (and blocks) on top of this thread's wait for its next phase;
-         here: check what it saw in the previous one */
-      altstack_checks(phase);
-      mark_ready(i, phase);
-      r = phase;
-      break;
-    case B_JOINER: r = do_joiner(i, phase); break;
-    case B_BARRIER: r = do_barrier(i, phase); break;
-    case B_RWLOCK: r = do_rwlock(i, phase); break;
-    case B_PIPE_R: r = do_pipe_reader(i, phase); break;
-    case B_PIPE_W: r = do_pipe_writer(i, phase); break;
-    case B_DL: r = do_dl(i, phase); break;
+      case B_COND:
+        r = do_cond(i, phase, &c_plain, 0, CLOCK_REALTIME);
+        break;
+      case B_TIMED_RT:
+        r = do_cond(i, phase, &c_rt, 1, CLOCK_REALTIME);
+        break;
+      case B_TIMED_MONO:
+        r = do_cond(i, phase, &c_mono, 1, CLOCK_MONOTONIC);
+        break;
+      case B_HOLDER:
+        r = do_holder(i, phase);
+        break;
+      case B_MUTEX:
+        r = do_mutex(i, phase);
+        break;
+      case B_SLEEP_REL:
+        r = do_sleep_rel(i, phase);
+        break;
+      case B_SLEEP_ABS:
+        r = do_sleep_abs(i, phase);
+        break;
+      case B_ALT:
+        /* the handler runs (and blocks) on top of this thread's wait for its next phase;
+           here: check what it saw in the previous one */
+        altstack_checks(phase);
+        mark_ready(i, phase);
+        r = phase;
+        break;
+      case B_JOINER:
+        r = do_joiner(i, phase);
+        break;
+      case B_BARRIER:
+        r = do_barrier(i, phase);
+        break;
+      case B_RWLOCK:
+        r = do_rwlock(i, phase);
+        break;
+      case B_PIPE_R:
+        r = do_pipe_reader(i, phase);
+        break;
+      case B_PIPE_W:
+        r = do_pipe_writer(i, phase);
+        break;
+      case B_DL:
+        r = do_dl(i, phase);
+        break;
     }
     me->result = r;
     atomic_store(&me->done_phase, phase);
@@ -332,13 +386,13 @@ static void *blocker_main(void *arg) {
 
 /* ---- main's side ---- */
 
-static void deadline_in(struct timespec *ts, int s) {
+static void deadline_in(struct timespec* ts, int s) {
   clock_gettime(CLOCK_REALTIME, ts);
   ts->tv_sec += s;
 }
 
 /* Reads the system call a thread is blocked in: number and first argument. */
-static int task_syscall(pid_t tid, long *nr, unsigned long *arg1) {
+static int task_syscall(pid_t tid, long* nr, unsigned long* arg1) {
   char path[64], buf[256];
   snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -348,7 +402,7 @@ static int task_syscall(pid_t tid, long *nr, unsigned long *arg1) {
   if (n <= 0) return -1;
   buf[n] = 0;
   if (buf[0] < '0' || buf[0] > '9') return -1; /* "running" or "-1 ..." */
-  char *end;
+  char* end;
   *nr = strtol(buf, &end, 10);
   *arg1 = strtoul(end, NULL, 16);
   return 0;
@@ -356,7 +410,7 @@ static int task_syscall(pid_t tid, long *nr, unsigned long *arg1) {
 
 /* Waits until blocker i, armed for `phase`, sits in system call `nr` with its first
  * argument in [lo, hi) (lo == hi: any argument). */
-static void verify_blocked(int i, long phase, long nr, const void *lo, const void *hi) {
+static void verify_blocked(int i, long phase, long nr, const void* lo, const void* hi) {
   for (int tries = 0; tries < WAIT_LIMIT_S * 1000; tries++) {
     if (atomic_load(&b[i].ready_phase) == phase) {
       long n;
@@ -367,12 +421,13 @@ static void verify_blocked(int i, long phase, long nr, const void *lo, const voi
     }
     mt_sleep_ms(1);
   }
-  fprintf(stderr, "mt_blocked: blocker %s did not block in system call %ld within %d s (phase %ld)\n", bname[i], nr,
-          WAIT_LIMIT_S, phase);
+  fprintf(stderr,
+          "mt_blocked: blocker %s did not block in system call %ld within %d s (phase %ld)\n",
+          bname[i], nr, WAIT_LIMIT_S, phase);
   exit(97);
 }
 
-static void wait_done(int n, const char *when) {
+static void wait_done(int n, const char* when) {
   for (int k = 0; k < n; k++) {
     struct timespec dl;
     deadline_in(&dl, WAIT_LIMIT_S);
@@ -380,20 +435,24 @@ static void wait_done(int n, const char *when) {
     while ((r = sem_timedwait(&done_sem, &dl)) != 0 && errno == EINTR) {
     }
     if (r != 0) {
-      fprintf(stderr, "mt_blocked: %s: only %d of %d blockers came back within %d s; still blocked:", when, k, n,
-              WAIT_LIMIT_S);
+      fprintf(stderr,
+              "mt_blocked: %s: only %d of %d blockers came back within %d s; still blocked:", when,
+              k, n, WAIT_LIMIT_S);
       for (int i = 0; i < NB; i++)
-        if (b[i].enabled && i != B_ALT && atomic_load(&b[i].done_phase) != b[i].phase) fprintf(stderr, " %s", bname[i]);
+        if (b[i].enabled && i != B_ALT && atomic_load(&b[i].done_phase) != b[i].phase)
+          fprintf(stderr, " %s", bname[i]);
       fprintf(stderr, "\n");
       exit(97);
     }
   }
 }
 
-static void arm(int i) { sem_post(&b[i].go); }
+static void arm(int i) {
+  sem_post(&b[i].go);
+}
 
-int main(int argc, char **argv) {
-  static const char *const names[4] = {"tid-locks", "pipe", "dl-lock", NULL};
+int main(int argc, char** argv) {
+  static const char* const names[4] = {"tid-locks", "pipe", "dl-lock", NULL};
   static const long defs[4] = {0, 0, 0, 0};
   mt_init(argc, argv, "mt_blocked", 30, 150, 1, names, defs);
   tid_locks = mt_opt.extra[0] != 0;
@@ -411,7 +470,8 @@ int main(int argc, char **argv) {
   sa.sa_sigaction = usr1_handler;
   sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
   sigfillset(&sa.sa_mask);
-  sigdelset(&sa.sa_mask, SIGRTMAX - 3); /* not needed by the runtime, but be explicit: no blanket blocking */
+  sigdelset(&sa.sa_mask,
+            SIGRTMAX - 3); /* not needed by the runtime, but be explicit: no blanket blocking */
   sigaction(SIGUSR1, &sa, NULL);
   altstack = aligned_alloc(4096, ALTSTACK_SIZE);
   if (!altstack) mt_die("aligned_alloc");
@@ -496,14 +556,15 @@ int main(int argc, char **argv) {
       arm(B_SLEEP_ABS);
       verify_blocked(B_SLEEP_ABS, p, SYS_clock_nanosleep, NULL, NULL);
       arm(B_ALT); /* its thread marks itself ready and goes back to wait for `go` */
-      for (int t = 0; t < WAIT_LIMIT_S * 1000 && atomic_load(&b[B_ALT].ready_phase) != p; t++) mt_sleep_ms(1);
+      for (int t = 0; t < WAIT_LIMIT_S * 1000 && atomic_load(&b[B_ALT].ready_phase) != p; t++)
+        mt_sleep_ms(1);
       pthread_kill(b[B_ALT].th, SIGUSR1);
       for (int t = 0; t < WAIT_LIMIT_S * 1000 && !atomic_load(&in_handler); t++) mt_sleep_ms(1);
       verify_blocked(B_ALT, p, SYS_futex, &alt_sem, &alt_sem + 1);
-      errno = pthread_create(&joinee, NULL, joinee_main, (void *)(intptr_t)(p * 3 + 1));
+      errno = pthread_create(&joinee, NULL, joinee_main, (void*)(intptr_t)(p * 3 + 1));
       if (errno) mt_die("pthread_create (joinee)");
       arm(B_JOINER);
-      verify_blocked(B_JOINER, p, SYS_futex, (char *)joinee, (char *)joinee + 4096);
+      verify_blocked(B_JOINER, p, SYS_futex, (char*)joinee, (char*)joinee + 4096);
       arm(B_BARRIER);
       verify_blocked(B_BARRIER, p, SYS_futex, &bar2, &bar2 + 1);
       if (tid_locks) {
@@ -516,7 +577,8 @@ int main(int argc, char **argv) {
         arm(B_PIPE_W);
         verify_blocked(B_PIPE_W, p, SYS_futex, &pipe_sem, &pipe_sem + 1);
         arm(B_PIPE_R);
-        verify_blocked(B_PIPE_R, p, SYS_read, (void *)(uintptr_t)pfd[0], (void *)(uintptr_t)(pfd[0] + 1));
+        verify_blocked(B_PIPE_R, p, SYS_read, (void*)(uintptr_t)pfd[0],
+                       (void*)(uintptr_t)(pfd[0] + 1));
       }
       if (use_dl) {
         arm(B_DL);

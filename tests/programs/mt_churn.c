@@ -43,8 +43,10 @@ static struct {
 static uint64_t slot_value(long step, long round, int slot) {
   /* the thread's view of its fresh TLS is part of the value */
   uint64_t h = mt_fold((uint64_t)step * 1000 + (uint64_t)round, (uint64_t)slot);
-  int fresh = tls_seed == 0x5eed && tls_blob[0] == 1 && tls_blob[7] == 8 && tls_blob[TLS_BLOB - 1] == 0;
-  MT_CHECK(fresh, "step %ld round %ld slot %d: a new thread's TLS is not the initial image", step, round, slot);
+  int fresh =
+      tls_seed == 0x5eed && tls_blob[0] == 1 && tls_blob[7] == 8 && tls_blob[TLS_BLOB - 1] == 0;
+  MT_CHECK(fresh, "step %ld round %ld slot %d: a new thread's TLS is not the initial image", step,
+           round, slot);
   tls_blob[TLS_BLOB - 1] = 0xee; /* dirty it: the next thread must not see this */
   tls_seed = h;
   return mt_work(h, reps) ^ (uint64_t)fresh;
@@ -56,17 +58,17 @@ struct job {
 };
 static struct job jobs[NSLOT];
 
-static void *grandchild_main(void *arg) {
-  struct job *j = arg;
+static void* grandchild_main(void* arg) {
+  struct job* j = arg;
   results[j->slot] = slot_value(j->step, j->round, j->slot);
   return NULL;
 }
 
-static void *joinable_main(void *arg) {
-  struct job *j = arg;
+static void* joinable_main(void* arg) {
+  struct job* j = arg;
   results[j->slot] = slot_value(j->step, j->round, j->slot);
   if (j->slot == NJOIN - 1) { /* starts and joins a grandchild */
-    struct job *g = &jobs[NSLOT - 1];
+    struct job* g = &jobs[NSLOT - 1];
     *g = (struct job){j->step, j->round, NSLOT - 1};
     pthread_t t;
     errno = pthread_create(&t, NULL, grandchild_main, g);
@@ -74,7 +76,7 @@ static void *joinable_main(void *arg) {
     int e = pthread_join(t, NULL);
     MT_CHECK(e == 0, "join of the grandchild = %d", e);
   }
-  return (void *)(uintptr_t)(results[j->slot] | 1);
+  return (void*)(uintptr_t)(results[j->slot] | 1);
 }
 
 static void latch_done(void) {
@@ -83,8 +85,8 @@ static void latch_done(void) {
   pthread_mutex_unlock(&latch.m);
 }
 
-static void *detached_main(void *arg) {
-  struct job *j = arg;
+static void* detached_main(void* arg) {
+  struct job* j = arg;
   if (j->slot == NJOIN + 2) {
     int e = pthread_detach(pthread_self());
     MT_CHECK(e == 0, "pthread_detach(self) = %d", e);
@@ -95,34 +97,36 @@ static void *detached_main(void *arg) {
 }
 
 static uint64_t cleanup_added;
-static void cleanup(void *arg) { cleanup_added = mt_fold(cleanup_added, (uint64_t)(uintptr_t)arg); }
+static void cleanup(void* arg) {
+  cleanup_added = mt_fold(cleanup_added, (uint64_t)(uintptr_t)arg);
+}
 
-__attribute__((noinline, noreturn)) static void exit_deep(struct job *j, int depth) {
+__attribute__((noinline, noreturn)) static void exit_deep(struct job* j, int depth) {
   if (depth > 0)
     exit_deep(j, depth - 1);
   else
-    pthread_exit((void *)(uintptr_t)(results[j->slot] | 1));
+    pthread_exit((void*)(uintptr_t)(results[j->slot] | 1));
 }
 
-static void *exiting_main(void *arg) {
-  struct job *j = arg;
-  pthread_cleanup_push(cleanup, (void *)(uintptr_t)(j->step * 100 + j->round));
+static void* exiting_main(void* arg) {
+  struct job* j = arg;
+  pthread_cleanup_push(cleanup, (void*)(uintptr_t)(j->step * 100 + j->round));
   results[j->slot] = slot_value(j->step, j->round, j->slot);
   exit_deep(j, 5);
   pthread_cleanup_pop(0);
   return NULL;
 }
 
-static void *carry_main(void *arg) {
+static void* carry_main(void* arg) {
   long v = (long)(intptr_t)arg; /* step * 2 + which */
   carry_results[v & 1] = mt_work((uint64_t)v * 31337, reps);
   return &carry_results[v & 1];
 }
 
-static unsigned char *user_stack;
+static unsigned char* user_stack;
 
-int main(int argc, char **argv) {
-  static const char *const names[4] = {"rounds", NULL, NULL, NULL};
+int main(int argc, char** argv) {
+  static const char* const names[4] = {"rounds", NULL, NULL, NULL};
   static const long defs[4] = {12, 0, 0, 0};
   mt_init(argc, argv, "mt_churn", 40, 20, 1, names, defs);
   nrounds = mt_opt.extra[0] > 0 ? mt_opt.extra[0] : 1;
@@ -146,9 +150,10 @@ int main(int argc, char **argv) {
     uint64_t h = mt_fold(digest, (uint64_t)step);
     if (have_carry) {
       for (int i = 0; i < 2; i++) {
-        void *ret = NULL;
+        void* ret = NULL;
         int e = pthread_join(carry[i], &ret);
-        MT_CHECK(e == 0 && ret == &carry_results[i], "step %ld: join of carried thread %d = %d", step, i, e);
+        MT_CHECK(e == 0 && ret == &carry_results[i], "step %ld: join of carried thread %d = %d",
+                 step, i, e);
         h = mt_fold(h, carry_results[i]);
       }
     }
@@ -160,7 +165,11 @@ int main(int argc, char **argv) {
       latch.left = NDET;
       pthread_mutex_unlock(&latch.m);
       for (int s = 0; s < NJOIN; s++) {
-        errno = pthread_create(&jt[s], s == 0 ? NULL : s == 1 ? &small : &ustack, joinable_main, &jobs[s]);
+        errno = pthread_create(&jt[s],
+                               s == 0   ? NULL
+                               : s == 1 ? &small
+                                        : &ustack,
+                               joinable_main, &jobs[s]);
         if (errno) mt_die("pthread_create (joinable)");
       }
       for (int d = 0; d < NDET; d++) {
@@ -175,13 +184,15 @@ int main(int argc, char **argv) {
       errno = pthread_create(&xt, NULL, exiting_main, &jobs[NJOIN + NDET]);
       if (errno) mt_die("pthread_create (exiting)");
       for (int s = 0; s < NJOIN; s++) {
-        void *ret = NULL;
+        void* ret = NULL;
         int e = pthread_join(jt[s], &ret);
-        MT_CHECK(e == 0 && ret == (void *)(uintptr_t)(results[s] | 1), "step %ld: join of slot %d = %d", step, s, e);
+        MT_CHECK(e == 0 && ret == (void*)(uintptr_t)(results[s] | 1),
+                 "step %ld: join of slot %d = %d", step, s, e);
       }
-      void *ret = NULL;
+      void* ret = NULL;
       int e = pthread_join(xt, &ret);
-      MT_CHECK(e == 0 && ret == (void *)(uintptr_t)(results[NJOIN + NDET] | 1), "step %ld: join of the pthread_exit thread = %d", step, e);
+      MT_CHECK(e == 0 && ret == (void*)(uintptr_t)(results[NJOIN + NDET] | 1),
+               "step %ld: join of the pthread_exit thread = %d", step, e);
       pthread_mutex_lock(&latch.m);
       while (latch.left > 0) pthread_cond_wait(&latch.c, &latch.m);
       pthread_mutex_unlock(&latch.m);
@@ -189,7 +200,7 @@ int main(int argc, char **argv) {
     }
     h = mt_fold(h, cleanup_added);
     for (int i = 0; i < 2; i++) {
-      errno = pthread_create(&carry[i], NULL, carry_main, (void *)(intptr_t)(step * 2 + i));
+      errno = pthread_create(&carry[i], NULL, carry_main, (void*)(intptr_t)(step * 2 + i));
       if (errno) mt_die("pthread_create (carry)");
     }
     have_carry = 1;
@@ -197,7 +208,7 @@ int main(int argc, char **argv) {
     mt_step_line(step, digest);
   }
   for (int i = 0; i < 2 && have_carry; i++) {
-    void *ret = NULL;
+    void* ret = NULL;
     MT_CHECK(pthread_join(carry[i], &ret) == 0, "last join");
     digest = mt_fold(digest, carry_results[i]);
   }

@@ -31,7 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static inline uint64_t mt_rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+static inline uint64_t mt_rotl(uint64_t x, int r) {
+  return (x << r) | (x >> (64 - r));
+}
 
 static inline uint64_t mt_mix(uint64_t x) { /* splitmix64 finaliser */
   x ^= x >> 30;
@@ -47,7 +49,7 @@ static inline uint64_t mt_fold(uint64_t h, uint64_t v) {
 }
 
 /* xorshift64*: the per-thread PRNG of the programs */
-static inline uint64_t mt_rand(uint64_t *s) {
+static inline uint64_t mt_rand(uint64_t* s) {
   uint64_t x = *s;
   x ^= x >> 12;
   x ^= x << 25;
@@ -78,17 +80,17 @@ struct mt_opts {
 
 static struct mt_opts mt_opt;
 static atomic_ulong mt_errors;
-static const char *mt_prog = "mt";
+static const char* mt_prog = "mt";
 static int mt_out_fd = -1;
-static FILE *mt_out_fp;
+static FILE* mt_out_fp;
 
-static void mt_die(const char *what) {
+static void mt_die(const char* what) {
   fprintf(stderr, "%s: %s: %s\n", mt_prog, what, strerror(errno));
   exit(100);
 }
 
 /* A failed self-check: counted (it changes the output) and explained on stderr. */
-__attribute__((format(printf, 1, 2))) static void mt_error(const char *fmt, ...) {
+__attribute__((format(printf, 1, 2))) static void mt_error(const char* fmt, ...) {
   char buf[512];
   va_list ap;
   va_start(ap, fmt);
@@ -98,13 +100,13 @@ __attribute__((format(printf, 1, 2))) static void mt_error(const char *fmt, ...)
   fprintf(stderr, "%s: check failed: %s\n", mt_prog, buf);
 }
 
-#define MT_CHECK(cond, ...)            \
-  do {                                 \
+#define MT_CHECK(cond, ...)             \
+  do {                                  \
     if (!(cond)) mt_error(__VA_ARGS__); \
   } while (0)
 
-static long mt_parse_long(const char *name, const char *s, long lo, long hi) {
-  char *end;
+static long mt_parse_long(const char* name, const char* s, long lo, long hi) {
+  char* end;
   errno = 0;
   long v = strtol(s, &end, 10);
   if (errno || *end || end == s || v < lo || v > hi) {
@@ -116,17 +118,17 @@ static long mt_parse_long(const char *name, const char *s, long lo, long hi) {
 
 /* Parses the common options and up to four program-specific ones (names[i], default
  * defs[i]; NULL name = unused), then opens the output files. */
-static void mt_init(int argc, char **argv, const char *prog, long steps, long step_ms, long threads,
-                    const char *const names[4], const long defs[4]) {
+static void mt_init(int argc, char** argv, const char* prog, long steps, long step_ms, long threads,
+                    const char* const names[4], const long defs[4]) {
   mt_prog = prog;
   mt_opt.steps = steps;
   mt_opt.step_ms = step_ms;
   mt_opt.threads = threads;
   for (int i = 0; i < 4; i++) mt_opt.extra[i] = defs ? defs[i] : 0;
   struct option longopts[12] = {
-      {"steps", required_argument, 0, 's'},     {"step-ms", required_argument, 0, 'k'},
-      {"threads", required_argument, 0, 't'},   {"exit-code", required_argument, 0, 'x'},
-      {"outfile", required_argument, 0, 'o'},   {"gate", required_argument, 0, 'g'},
+      {"steps", required_argument, 0, 's'},   {"step-ms", required_argument, 0, 'k'},
+      {"threads", required_argument, 0, 't'}, {"exit-code", required_argument, 0, 'x'},
+      {"outfile", required_argument, 0, 'o'}, {"gate", required_argument, 0, 'g'},
   };
   int n = 6;
   for (int i = 0; i < 4; i++)
@@ -135,21 +137,39 @@ static void mt_init(int argc, char **argv, const char *prog, long steps, long st
   int c;
   while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
     switch (c) {
-    case 's': mt_opt.steps = mt_parse_long("steps", optarg, 1, 1000000); break;
-    case 'k': mt_opt.step_ms = mt_parse_long("step-ms", optarg, 0, 100000); break;
-    case 't': mt_opt.threads = mt_parse_long("threads", optarg, 1, 512); break;
-    case 'x': mt_opt.exit_code = mt_parse_long("exit-code", optarg, 0, 255); break;
-    case 'o': mt_opt.outfile = optarg; break;
-    case 'g': mt_opt.gate = optarg; break;
-    case '0': case '1': case '2': case '3':
-      mt_opt.extra[c - '0'] = mt_parse_long(names[c - '0'], optarg, 0, 1L << 40);
-      break;
-    default:
-      fprintf(stderr, "usage: %s [--steps N] [--step-ms K] [--threads T] [--exit-code C] [--outfile P] [--gate P]", prog);
-      for (int i = 0; i < 4; i++)
-        if (names && names[i]) fprintf(stderr, " [--%s N]", names[i]);
-      fprintf(stderr, "\n");
-      exit(2);
+      case 's':
+        mt_opt.steps = mt_parse_long("steps", optarg, 1, 1000000);
+        break;
+      case 'k':
+        mt_opt.step_ms = mt_parse_long("step-ms", optarg, 0, 100000);
+        break;
+      case 't':
+        mt_opt.threads = mt_parse_long("threads", optarg, 1, 512);
+        break;
+      case 'x':
+        mt_opt.exit_code = mt_parse_long("exit-code", optarg, 0, 255);
+        break;
+      case 'o':
+        mt_opt.outfile = optarg;
+        break;
+      case 'g':
+        mt_opt.gate = optarg;
+        break;
+      case '0':
+      case '1':
+      case '2':
+      case '3':
+        mt_opt.extra[c - '0'] = mt_parse_long(names[c - '0'], optarg, 0, 1L << 40);
+        break;
+      default:
+        fprintf(stderr,
+                "usage: %s [--steps N] [--step-ms K] [--threads T] [--exit-code C] [--outfile P] "
+                "[--gate P]",
+                prog);
+        for (int i = 0; i < 4; i++)
+          if (names && names[i]) fprintf(stderr, " [--%s N]", names[i]);
+        fprintf(stderr, "\n");
+        exit(2);
     }
   }
   if (optind != argc) {
@@ -166,7 +186,7 @@ static void mt_init(int argc, char **argv, const char *prog, long steps, long st
   }
 }
 
-static void mt_write_all(int fd, const char *p, size_t n) {
+static void mt_write_all(int fd, const char* p, size_t n) {
   while (n) {
     ssize_t w = write(fd, p, n);
     if (w < 0) {
@@ -179,7 +199,7 @@ static void mt_write_all(int fd, const char *p, size_t n) {
 }
 
 /* One output line (stdout flushed, outfile, outfile.stdio). */
-__attribute__((format(printf, 1, 2))) static void mt_line(const char *fmt, ...) {
+__attribute__((format(printf, 1, 2))) static void mt_line(const char* fmt, ...) {
   char buf[512];
   va_list ap;
   va_start(ap, fmt);
@@ -232,6 +252,8 @@ static void mt_wait_gate(long step) {
   while (access(mt_opt.gate, F_OK) != 0) mt_sleep_ms(2);
 }
 
-static inline pid_t mt_gettid(void) { return (pid_t)syscall(SYS_gettid); }
+static inline pid_t mt_gettid(void) {
+  return (pid_t)syscall(SYS_gettid);
+}
 
 #endif

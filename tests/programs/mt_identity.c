@@ -23,7 +23,7 @@ struct worker {
   char name[16];
   atomic_long step_seen;
 };
-static struct worker *w;
+static struct worker* w;
 static long nw;
 static pthread_barrier_t bar_a, bar_b;
 static atomic_long cur_step;
@@ -35,18 +35,21 @@ static void usr1(int sig) {
   atomic_fetch_add(&usr1_hits, 1);
 }
 
-static void check_own(long step, int idx, const char *want_name) {
+static void check_own(long step, int idx, const char* want_name) {
   pid_t now = (pid_t)syscall(SYS_gettid);
-  MT_CHECK(now == tls_tid, "tid: step %ld thread %d: gettid() is no longer the tid it had at start", step, idx);
+  MT_CHECK(now == tls_tid, "tid: step %ld thread %d: gettid() is no longer the tid it had at start",
+           step, idx);
   char nm[32] = "";
   pthread_getname_np(pthread_self(), nm, sizeof nm);
-  MT_CHECK(strcmp(nm, want_name) == 0, "name: step %ld thread %d: own name is '%s', set '%s'", step, idx, nm, want_name);
+  MT_CHECK(strcmp(nm, want_name) == 0, "name: step %ld thread %d: own name is '%s', set '%s'", step,
+           idx, nm, want_name);
   if (idx == 0) {
     cpu_set_t cs;
     CPU_ZERO(&cs);
     int e = pthread_getaffinity_np(pthread_self(), sizeof cs, &cs);
     MT_CHECK(e == 0 && CPU_COUNT(&cs) == 1 && CPU_ISSET(0, &cs),
-             "affinity: step %ld thread 0: CPU affinity is not {0} any more (%d CPUs)", step, CPU_COUNT(&cs));
+             "affinity: step %ld thread 0: CPU affinity is not {0} any more (%d CPUs)", step,
+             CPU_COUNT(&cs));
   }
   if (idx == 1) {
     errno = 0;
@@ -55,8 +58,8 @@ static void check_own(long step, int idx, const char *want_name) {
   }
 }
 
-static void *worker_main(void *arg) {
-  struct worker *me = arg;
+static void* worker_main(void* arg) {
+  struct worker* me = arg;
   const int idx = (int)(me - w);
   tls_tid = (pid_t)syscall(SYS_gettid);
   atomic_store(&me->tid, tls_tid);
@@ -84,13 +87,15 @@ static void *worker_main(void *arg) {
     /* main sends tgkill to the cached tid now; then we look */
     pthread_barrier_wait(&bar_b);
     int hits = atomic_exchange(&usr1_hits, 0);
-    MT_CHECK(hits == 1, "tgkill: step %ld thread %d: a signal sent to its cached tid arrived %d times", step, idx, hits);
+    MT_CHECK(hits == 1,
+             "tgkill: step %ld thread %d: a signal sent to its cached tid arrived %d times", step,
+             idx, hits);
     pthread_barrier_wait(&bar_b);
   }
   return NULL;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   mt_init(argc, argv, "mt_identity", 30, 100, 3, NULL, NULL);
   nw = mt_opt.threads < 2 ? 2 : mt_opt.threads;
   sigset_t s;
@@ -116,15 +121,18 @@ int main(int argc, char **argv) {
     atomic_store(&cur_step, step);
     pthread_barrier_wait(&bar_a);
     check_own(step, -1, "mtid-main");
-    MT_CHECK((pid_t)syscall(SYS_gettid) == getpid(), "tid: step %ld: the main thread's tid is not the pid", step);
+    MT_CHECK((pid_t)syscall(SYS_gettid) == getpid(),
+             "tid: step %ld: the main thread's tid is not the pid", step);
     pthread_barrier_wait(&bar_b);
     for (long i = 0; i < nw; i++) {
       char nm[32] = "";
       int e = pthread_getname_np(w[i].th, nm, sizeof nm);
-      MT_CHECK(e == 0 && strcmp(nm, w[i].name) == 0, "name: step %ld: worker %ld is called '%s' (error %d), set '%s'",
-               step, i, nm, e, w[i].name);
+      MT_CHECK(e == 0 && strcmp(nm, w[i].name) == 0,
+               "name: step %ld: worker %ld is called '%s' (error %d), set '%s'", step, i, nm, e,
+               w[i].name);
       int r = (int)syscall(SYS_tgkill, getpid(), atomic_load(&w[i].tid), SIGUSR1);
-      MT_CHECK(r == 0, "tgkill: step %ld: tgkill(getpid(), cached tid of worker %ld) failed: %s", step, i, strerror(errno));
+      MT_CHECK(r == 0, "tgkill: step %ld: tgkill(getpid(), cached tid of worker %ld) failed: %s",
+               step, i, strerror(errno));
     }
     mt_sleep_ms(5);
     pthread_barrier_wait(&bar_b);

@@ -14,10 +14,10 @@
 #include <dirent.h>
 
 static long count_tasks(void) {
-  DIR *d = opendir("/proc/self/task");
+  DIR* d = opendir("/proc/self/task");
   if (!d) return -1;
   long n = 0;
-  struct dirent *e;
+  struct dirent* e;
   while ((e = readdir(d)) != NULL)
     if (e->d_name[0] >= '0' && e->d_name[0] <= '9') n++;
   closedir(d);
@@ -28,7 +28,7 @@ struct slot {
   pthread_t th;
   uint64_t result;
 };
-static struct slot *slots;
+static struct slot* slots;
 static long nthreads, reps;
 static pthread_barrier_t done_bar;
 static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
@@ -36,10 +36,10 @@ static pthread_cond_t c = PTHREAD_COND_INITIALIZER;
 static long go_step; /* under m; -1: stop */
 
 static __thread uint64_t tls_prng, tls_acc;
-static __thread void *tls_where;
+static __thread void* tls_where;
 
-static void *thread_main(void *arg) {
-  struct slot *me = arg;
+static void* thread_main(void* arg) {
+  struct slot* me = arg;
   const long idx = me - slots;
   tls_prng = mt_mix((uint64_t)idx + 99) | 1;
   tls_where = &tls_prng;
@@ -52,7 +52,7 @@ static void *thread_main(void *arg) {
     if (step < 0) break;
     seen = step;
     MT_CHECK(pthread_equal(pthread_self(), me->th), "thread %ld: pthread_self() changed", idx);
-    MT_CHECK(tls_where == (void *)&tls_prng, "thread %ld: TLS block moved", idx);
+    MT_CHECK(tls_where == (void*)&tls_prng, "thread %ld: TLS block moved", idx);
     long my_reps = reps / 2 + (long)(mt_rand(&tls_prng) % (uint64_t)(reps + 1));
     tls_acc = mt_fold(tls_acc, mt_work((uint64_t)(step * 4096 + idx), my_reps));
     me->result = tls_acc;
@@ -61,7 +61,7 @@ static void *thread_main(void *arg) {
   return NULL;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   mt_init(argc, argv, "mt_many", 30, 40, 64, NULL, NULL);
   nthreads = mt_opt.threads;
   reps = mt_opt.step_ms * MT_REPS_PER_MS * 2 / nthreads + 1;
@@ -91,8 +91,9 @@ int main(int argc, char **argv) {
     for (long i = 0; i < nthreads; i++) h = mt_fold(h, slots[i].result);
     long tasks = count_tasks();
     if (tasks_at_start < 0) tasks_at_start = tasks;
-    MT_CHECK(tasks == tasks_at_start && tasks >= nthreads + 1, "step %ld: the process has %ld threads, at the first step %ld",
-             step, tasks, tasks_at_start);
+    MT_CHECK(tasks == tasks_at_start && tasks >= nthreads + 1,
+             "step %ld: the process has %ld threads, at the first step %ld", step, tasks,
+             tasks_at_start);
     digest = h;
     mt_step_line(step, digest);
   }

@@ -18,13 +18,13 @@
 #define MAXT 64
 #define NTASKS 24
 
-static long tp_regions;        /* regions this thread took part in */
-static uint64_t tp_acc;        /* running hash of this thread's work */
-static void *tp_self;          /* address of its own threadprivate block */
+static long tp_regions; /* regions this thread took part in */
+static uint64_t tp_acc; /* running hash of this thread's work */
+static void* tp_self;   /* address of its own threadprivate block */
 #pragma omp threadprivate(tp_regions, tp_acc, tp_self)
 
-int main(int argc, char **argv) {
-  static const char *const names[4] = {"iters", NULL, NULL, NULL};
+int main(int argc, char** argv) {
+  static const char* const names[4] = {"iters", NULL, NULL, NULL};
   static const long defs[4] = {600, 0, 0, 0};
   mt_init(argc, argv, "mt_omp", 40, 40, 1, names, defs);
   const long iters = mt_opt.extra[0] > 0 ? mt_opt.extra[0] : 600;
@@ -52,7 +52,8 @@ int main(int argc, char **argv) {
                omp_get_num_threads(), nt);
       if (tp_regions == 0) tp_self = &tp_regions;
       MT_CHECK(tp_self == &tp_regions, "step %ld thread %d: threadprivate block moved", step, me);
-      MT_CHECK(tp_regions == step - 1, "step %ld thread %d: threadprivate counter %ld", step, me, tp_regions);
+      MT_CHECK(tp_regions == step - 1, "step %ld thread %d: threadprivate counter %ld", step, me,
+               tp_regions);
 #pragma omp for schedule(static)
       for (long i = 0; i < iters; i++) {
         uint64_t v = mt_work((uint64_t)(step * iters + i), reps);
@@ -76,7 +77,8 @@ int main(int argc, char **argv) {
 #pragma omp atomic
       atom += me + 1;
     }
-    for (int t = 0; t < nt; t++) MT_CHECK(seen[t] == 1, "step %ld: thread number %d seen %d times", step, t, seen[t]);
+    for (int t = 0; t < nt; t++)
+      MT_CHECK(seen[t] == 1, "step %ld: thread number %d seen %d times", step, t, seen[t]);
     h = mt_fold(h, (uint64_t)sum);
     for (int t = 0; t < nt; t++) h = mt_fold(h, per_thread[t]);
     h = mt_fold(mt_fold(mt_fold(h, single_val), (uint64_t)crit), (uint64_t)atom);

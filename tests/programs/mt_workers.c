@@ -42,7 +42,7 @@ struct worker {
   uint64_t sum, count;
 };
 
-static struct worker *workers;
+static struct worker* workers;
 static long nworkers, nitems, item_reps;
 static pthread_barrier_t bar;
 
@@ -77,68 +77,73 @@ static long q_pop(void) {
 static __thread uint64_t tls_prng;
 static __thread uint64_t tls_sum, tls_count, tls_digest;
 static __thread int tls_index = -1;
-static __thread void *tls_self_addr;
-static __thread void *tls_robust_head;
+static __thread void* tls_self_addr;
+static __thread void* tls_robust_head;
 static __thread unsigned char tls_big[8192];
 static _Thread_local uint64_t tls_init[8] = {11, 22, 33, 44, 55, 66, 77, 88};
 
-static void *thread_pointer(void) {
-  void *tp;
+static void* thread_pointer(void) {
+  void* tp;
   __asm__("mov %%fs:0, %0" : "=r"(tp));
   return tp;
 }
 
-static void *robust_head(void) {
-  void *head = NULL;
+static void* robust_head(void) {
+  void* head = NULL;
   size_t len = 0;
   if (syscall(SYS_get_robust_list, 0, &head, &len) != 0) return NULL;
   return head;
 }
 
 /* Checks that every thread (main and workers) runs each step. */
-static void check_self(const char *who, int index, pthread_t expected) {
+static void check_self(const char* who, int index, pthread_t expected) {
   pthread_t self = pthread_self();
-  MT_CHECK(pthread_equal(self, expected), "%s %d: pthread_self() is not the handle pthread_create returned", who, index);
-  MT_CHECK((void *)self == thread_pointer(), "%s %d: pthread_self() is not the thread pointer", who, index);
+  MT_CHECK(pthread_equal(self, expected),
+           "%s %d: pthread_self() is not the handle pthread_create returned", who, index);
+  MT_CHECK((void*)self == thread_pointer(), "%s %d: pthread_self() is not the thread pointer", who,
+           index);
   MT_CHECK(gettid() == mt_gettid(), "%s %d: gettid() differs from syscall(SYS_gettid)", who, index);
   int e = pthread_kill(self, 0);
   MT_CHECK(e == 0, "%s %d: pthread_kill(self, 0) = %d", who, index, e);
-  MT_CHECK(tls_self_addr == (void *)&tls_prng, "%s %d: the TLS block moved", who, index);
+  MT_CHECK(tls_self_addr == (void*)&tls_prng, "%s %d: the TLS block moved", who, index);
   MT_CHECK(tls_index == index, "%s %d: TLS index is %d", who, index, tls_index);
   MT_CHECK(robust_head() == tls_robust_head, "%s %d: robust list head changed", who, index);
   sigset_t cur;
   pthread_sigmask(SIG_BLOCK, NULL, &cur);
   MT_CHECK(sigismember(&cur, SIGUSR1) == (index >= 0), "%s %d: signal mask changed", who, index);
   if (__rseq_size > 0) {
-    long r = syscall(SYS_rseq, (char *)thread_pointer() + __rseq_offset, 32, 0, 0x53053053);
-    MT_CHECK(r == -1 && errno == EBUSY, "%s %d: rseq is not registered on glibc's area (rseq() = %ld, errno %d)", who,
-             index, r, r ? errno : 0);
+    long r = syscall(SYS_rseq, (char*)thread_pointer() + __rseq_offset, 32, 0, 0x53053053);
+    MT_CHECK(r == -1 && errno == EBUSY,
+             "%s %d: rseq is not registered on glibc's area (rseq() = %ld, errno %d)", who, index,
+             r, r ? errno : 0);
   }
   pthread_attr_t a;
   e = pthread_getattr_np(self, &a);
   MT_CHECK(e == 0, "%s %d: pthread_getattr_np(self) = %d", who, index, e);
   if (e == 0) {
-    void *addr;
+    void* addr;
     size_t size;
     pthread_attr_getstack(&a, &addr, &size);
     char here;
-    MT_CHECK((char *)&here >= (char *)addr && (char *)&here < (char *)addr + size,
+    MT_CHECK((char*)&here >= (char*)addr && (char*)&here < (char*)addr + size,
              "%s %d: a local variable is outside the stack pthread_getattr_np reports", who, index);
     pthread_attr_destroy(&a);
   }
   clockid_t cid;
   e = pthread_getcpuclockid(self, &cid);
   struct timespec ts;
-  MT_CHECK(e == 0 && clock_gettime(cid, &ts) == 0, "%s %d: CPU clock of self unusable (%d)", who, index, e);
+  MT_CHECK(e == 0 && clock_gettime(cid, &ts) == 0, "%s %d: CPU clock of self unusable (%d)", who,
+           index, e);
 }
 
-static void *worker_main(void *arg) {
-  struct worker *me = arg;
+static void* worker_main(void* arg) {
+  struct worker* me = arg;
   tls_index = me->index;
   tls_prng = mt_mix((uint64_t)me->index + 1) | 1;
   tls_self_addr = &tls_prng;
   tls_robust_head = robust_head();
-  for (size_t i = 0; i < sizeof tls_big; i++) tls_big[i] = (unsigned char)(i * 7 + (size_t)me->index);
+  for (size_t i = 0; i < sizeof tls_big; i++)
+    tls_big[i] = (unsigned char)(i * 7 + (size_t)me->index);
   for (int i = 0; i < 8; i++) tls_init[i] += (uint64_t)me->index;
   sigset_t s;
   sigemptyset(&s);
@@ -172,14 +177,14 @@ static void *worker_main(void *arg) {
     tls_sum += mt_work((uint64_t)item, item_reps);
     tls_count++;
   }
-  return (void *)(uintptr_t)(tls_digest | 1);
+  return (void*)(uintptr_t)(tls_digest | 1);
 }
 
 static long count_tasks(void) {
-  DIR *d = opendir("/proc/self/task");
+  DIR* d = opendir("/proc/self/task");
   if (!d) return -1;
   long n = 0;
-  struct dirent *e;
+  struct dirent* e;
   while ((e = readdir(d)) != NULL)
     if (e->d_name[0] >= '0' && e->d_name[0] <= '9') n++;
   closedir(d);
@@ -188,14 +193,14 @@ static long count_tasks(void) {
 
 /* the short-lived thread of each step */
 static uint64_t eph_results[2];
-static void *eph_main(void *arg) {
+static void* eph_main(void* arg) {
   long step = (long)(intptr_t)arg;
   eph_results[step & 1] = mt_work((uint64_t)step * 977, 1000);
   return &eph_results[step & 1];
 }
 
-int main(int argc, char **argv) {
-  static const char *const names[4] = {"items", NULL, NULL, NULL};
+int main(int argc, char** argv) {
+  static const char* const names[4] = {"items", NULL, NULL, NULL};
   static const long defs[4] = {64, 0, 0, 0};
   mt_init(argc, argv, "mt_workers", 40, 40, 4, names, defs);
   nworkers = mt_opt.threads;
@@ -238,23 +243,32 @@ int main(int argc, char **argv) {
       count += workers[i].count;
       h = mt_fold(h, workers[i].digest);
     }
-    MT_CHECK(count == (uint64_t)nitems, "step %ld: workers handled %" PRIu64 " items, not %ld", step, count, nitems);
+    MT_CHECK(count == (uint64_t)nitems, "step %ld: workers handled %" PRIu64 " items, not %ld",
+             step, count, nitems);
     h = mt_fold(h, sum);
 
     /* the previous step's short thread ended long ago: join it */
     if (have_eph) {
-      void *ret = NULL;
+      void* ret = NULL;
       int e = pthread_join(eph_prev, &ret);
       MT_CHECK(e == 0, "step %ld: pthread_join of an ended thread = %d", step, e);
-      MT_CHECK(ret == &eph_results[(step - 1) & 1], "step %ld: joined thread returned a wrong value", step);
+      MT_CHECK(ret == &eph_results[(step - 1) & 1],
+               "step %ld: joined thread returned a wrong value", step);
       h = mt_fold(h, eph_results[(step - 1) & 1]);
     }
+    /* a joined thread may still be listed for a moment (the kernel clears its tid, which
+       ends the join, before it removes the task): look again for up to 2 s */
     static long tasks_at_start = -1;
     long tasks = count_tasks();
     if (tasks_at_start < 0) tasks_at_start = tasks;
-    MT_CHECK(tasks == tasks_at_start && tasks >= nworkers + 1, "step %ld: the process has %ld threads, at the first step %ld",
-             step, tasks, tasks_at_start);
-    errno = pthread_create(&eph_prev, NULL, eph_main, (void *)(intptr_t)step);
+    for (int t = 0; t < 2000 && tasks != tasks_at_start; t++) {
+      mt_sleep_ms(1);
+      tasks = count_tasks();
+    }
+    MT_CHECK(tasks == tasks_at_start && tasks >= nworkers + 1,
+             "step %ld: the process has %ld threads, at the first step %ld", step, tasks,
+             tasks_at_start);
+    errno = pthread_create(&eph_prev, NULL, eph_main, (void*)(intptr_t)step);
     if (errno) mt_die("pthread_create");
     have_eph = 1;
 
@@ -264,8 +278,8 @@ int main(int argc, char **argv) {
       clockid_t cid;
       struct timespec ts;
       e = pthread_getcpuclockid(workers[i].th, &cid);
-      MT_CHECK(e == 0 && clock_gettime(cid, &ts) == 0, "step %ld: CPU clock of worker %ld unusable (%d, %s)", step,
-               i, e, strerror(errno));
+      MT_CHECK(e == 0 && clock_gettime(cid, &ts) == 0,
+               "step %ld: CPU clock of worker %ld unusable (%d, %s)", step, i, e, strerror(errno));
       pthread_attr_t a;
       e = pthread_getattr_np(workers[i].th, &a);
       MT_CHECK(e == 0, "step %ld: pthread_getattr_np(worker %ld) = %d", step, i, e);
@@ -283,13 +297,13 @@ int main(int argc, char **argv) {
 
   for (long i = 0; i < nworkers; i++) q_push(ITEM_STOP);
   for (long i = 0; i < nworkers; i++) {
-    void *ret = NULL;
+    void* ret = NULL;
     int e = pthread_join(workers[i].th, &ret);
     MT_CHECK(e == 0, "pthread_join(worker %ld) = %d", i, e);
     digest = mt_fold(digest, (uint64_t)(uintptr_t)ret);
   }
   if (have_eph) {
-    void *ret = NULL;
+    void* ret = NULL;
     MT_CHECK(pthread_join(eph_prev, &ret) == 0, "last join");
     digest = mt_fold(digest, eph_results[mt_opt.steps & 1]);
   }

@@ -47,7 +47,9 @@
 
 /* ---------------------------------------------------------------- hashing ---- */
 
-static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+static inline uint64_t rotl64(uint64_t x, int r) {
+  return (x << r) | (x >> (64 - r));
+}
 
 static inline uint64_t mix64(uint64_t x) { /* splitmix64 finaliser */
   x ^= x >> 30;
@@ -58,14 +60,16 @@ static inline uint64_t mix64(uint64_t x) { /* splitmix64 finaliser */
   return x;
 }
 
-static inline uint64_t fold(uint64_t h, uint64_t v) { return mix64(h ^ (v + 0x9e3779b97f4a7c15ull + rotl64(h, 17))); }
+static inline uint64_t fold(uint64_t h, uint64_t v) {
+  return mix64(h ^ (v + 0x9e3779b97f4a7c15ull + rotl64(h, 17)));
+}
 
 /* Four independent lanes so that hashing hundreds of MiB stays fast. */
-static uint64_t hash_words(const uint64_t *w, size_t n, uint64_t seed) {
+static uint64_t hash_words(const uint64_t* w, size_t n, uint64_t seed) {
   uint64_t h0 = seed ^ 0x243f6a8885a308d3ull, h1 = seed ^ 0x13198a2e03707344ull;
   uint64_t h2 = seed ^ 0xa4093822299f31d0ull, h3 = seed ^ 0x082efa98ec4e6c89ull;
   const uint64_t p = 0x9fb21c651e98df25ull;
-  const uint64_t *q = w;
+  const uint64_t* q = w;
   for (size_t blocks = n / 4; blocks; blocks--, q += 4) {
     h0 = rotl64((h0 ^ q[0]) * p, 29);
     h1 = rotl64((h1 ^ q[1]) * p, 29);
@@ -76,8 +80,8 @@ static uint64_t hash_words(const uint64_t *w, size_t n, uint64_t seed) {
   return fold(fold(fold(fold(n, h0), h1), h2), h3);
 }
 
-static uint64_t hash_bytes(const void *p, size_t n, uint64_t seed) {
-  const unsigned char *b = p;
+static uint64_t hash_bytes(const void* p, size_t n, uint64_t seed) {
+  const unsigned char* b = p;
   uint64_t h = seed ^ 0xcbf29ce484222325ull;
   for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
   return mix64(h ^ n);
@@ -95,17 +99,17 @@ static uint64_t long_double_bits(long double d) { /* the 10 significant bytes on
   return hash_bytes(b, 10, 0x1d);
 }
 
-static void die(const char *what) {
+static void die(const char* what) {
   fprintf(stderr, "stateful_app: %s: %s\n", what, strerror(errno));
   exit(100);
 }
 
 /* ------------------------------------------------------ static state ---- */
 
-#define BSS_WORDS (32u * 1024 * 1024 / 8)      /* 32 MiB */
+#define BSS_WORDS (32u * 1024 * 1024 / 8)         /* 32 MiB */
 #define BSS_WRITTEN_WORDS (24u * 1024 * 1024 / 8) /* [0, 24 MiB): written in stripes */
-#define BSS_READ_WORDS (4u * 1024 * 1024 / 8)  /* [24, 28 MiB): only read (zero page) */
-#define BSS_STRIPES 16u                         /* [28, 32 MiB): never touched */
+#define BSS_READ_WORDS (4u * 1024 * 1024 / 8)     /* [24, 28 MiB): only read (zero page) */
+#define BSS_STRIPES 16u                           /* [28, 32 MiB): never touched */
 static uint64_t bss_big[BSS_WORDS];
 
 #define V1(i) (0x9e3779b97f4a7c15ull * (uint64_t)(i) + 0x0123456789abcdefull)
@@ -116,16 +120,16 @@ static uint64_t bss_big[BSS_WORDS];
 #define DATA_WORDS 1024
 static uint64_t data_table[DATA_WORDS] = {V256(0), V256(256), V256(512), V256(768)};
 
-#define TEXT_INIT                                                                          \
-  "Checkpoint, restart; and continue: a process image holds memory registers files "     \
-  "signals and threads. The restorer validates every record, maps every region, "        \
-  "overlays saved pages and re-enters each thread; nothing may be lost, nothing "        \
-  "duplicated. alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu "   \
-  "xi omicron pi rho sigma tau upsilon phi chi psi omega; one two three four five six "  \
+#define TEXT_INIT                                                                       \
+  "Checkpoint, restart; and continue: a process image holds memory registers files "    \
+  "signals and threads. The restorer validates every record, maps every region, "       \
+  "overlays saved pages and re-enters each thread; nothing may be lost, nothing "       \
+  "duplicated. alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu "  \
+  "xi omicron pi rho sigma tau upsilon phi chi psi omega; one two three four five six " \
   "seven eight nine ten eleven twelve, thirteen fourteen fifteen sixteen seventeen."
-static char text_data[] = TEXT_INIT;          /* .data, cut in place by strtok */
-static const char text_orig[] = TEXT_INIT;    /* .rodata, to start over */
-static const char *const text_delims = " ,;:.";
+static char text_data[] = TEXT_INIT;       /* .data, cut in place by strtok */
+static const char text_orig[] = TEXT_INIT; /* .rodata, to start over */
+static const char* const text_delims = " ,;:.";
 static int text_started;
 
 /* ------------------------------------------------------------- options ---- */
@@ -150,8 +154,8 @@ struct work_area {
 };
 
 /* Element-wise only (no reductions, no FMA): every clone computes identical bits. */
-__attribute__((target_clones("avx512f", "avx2", "default"), noinline)) static void
-work_kernel(struct work_area *w, long reps) {
+__attribute__((target_clones("avx512f", "avx2", "default"), noinline)) static void work_kernel(
+    struct work_area* w, long reps) {
   for (long r = 0; r < reps; r++) {
     for (int j = 0; j < VEC_N; j++) {
       uint64_t x = w->u[j];
@@ -170,7 +174,7 @@ work_kernel(struct work_area *w, long reps) {
   }
 }
 
-static void work_init(struct work_area *w, uint64_t seed) {
+static void work_init(struct work_area* w, uint64_t seed) {
   for (int j = 0; j < VEC_N; j++) {
     w->u[j] = mix64(seed + (uint64_t)j) | 1;
     w->a[j] = (double)(j % 97) * 0.01;
@@ -180,7 +184,7 @@ static void work_init(struct work_area *w, uint64_t seed) {
   }
 }
 
-static uint64_t work_hash(const struct work_area *w, uint64_t seed) {
+static uint64_t work_hash(const struct work_area* w, uint64_t seed) {
   uint64_t h = hash_words(w->u, VEC_N, seed);
   h = fold(h, hash_bytes(w->a, sizeof w->a, 1));
   h = fold(h, hash_bytes(w->b, sizeof w->b, 2));
@@ -191,7 +195,7 @@ static uint64_t work_hash(const struct work_area *w, uint64_t seed) {
 /* ------------------------------------------------------- recursion ---- */
 
 struct rec_ctx {
-  struct work_area *w;
+  struct work_area* w;
   long reps;
   uint64_t errors;
 };
@@ -202,7 +206,7 @@ static inline uint64_t frame_value(uint64_t seed, long depth, int i) {
 
 /* Each frame keeps four words and a double in memory (volatile), computes the work at
  * the bottom, and on the way up checks its words and folds them into the result. */
-__attribute__((noinline)) static uint64_t recurse(long depth, uint64_t seed, struct rec_ctx *c) {
+__attribute__((noinline)) static uint64_t recurse(long depth, uint64_t seed, struct rec_ctx* c) {
   volatile uint64_t local[4];
   volatile double dl = (double)depth * 0.5 + 0.25;
   for (int i = 0; i < 4; i++) local[i] = frame_value(seed, depth, i);
@@ -221,15 +225,15 @@ __attribute__((noinline)) static uint64_t recurse(long depth, uint64_t seed, str
 
 /* --------------------------------------------------------------- heap ---- */
 
-#define BIG_CHUNK (1u << 20)  /* mmap'ed by glibc */
+#define BIG_CHUNK (1u << 20)    /* mmap'ed by glibc */
 #define SMALL_CHUNK (32u << 10) /* from the brk heap */
 #define HEAP_STRIPES 16u
 
 struct chunk {
-  uint64_t *w;
+  uint64_t* w;
   size_t words;
 };
-static struct chunk *chunks;
+static struct chunk* chunks;
 static size_t nchunks;
 
 static void heap_init(void) {
@@ -261,7 +265,7 @@ static uint64_t heap_step(long step, uint64_t salt) {
   uint64_t h = 0;
   unsigned stripe = (unsigned)(step % HEAP_STRIPES);
   for (size_t i = stripe; i < nchunks; i += HEAP_STRIPES) {
-    uint64_t *w = chunks[i].w;
+    uint64_t* w = chunks[i].w;
     size_t n = chunks[i].words;
     h = fold(h, hash_words(w, n, i));
     uint64_t m = salt | 1;
@@ -288,22 +292,23 @@ struct node {
   uint32_t len;
   unsigned char payload[];
 };
-static struct node *tree_root;
+static struct node* tree_root;
 static long tree_count;
 
-static struct node *node_new(uint32_t key, long step) {
+static struct node* node_new(uint32_t key, long step) {
   uint32_t len = 8 + (key % 600);
-  struct node *n = malloc(sizeof *n + len);
+  struct node* n = malloc(sizeof *n + len);
   if (!n) die("malloc");
   n->l = n->r = NULL;
   n->key = key;
   n->len = len;
-  for (uint32_t i = 0; i < len; i++) n->payload[i] = (unsigned char)(key * 131 + i * 7 + (uint32_t)step);
+  for (uint32_t i = 0; i < len; i++)
+    n->payload[i] = (unsigned char)(key * 131 + i * 7 + (uint32_t)step);
   return n;
 }
 
 static void tree_insert(uint32_t key, long step) {
-  struct node **p = &tree_root;
+  struct node** p = &tree_root;
   while (*p) {
     if (key == (*p)->key) return;
     p = key < (*p)->key ? &(*p)->l : &(*p)->r;
@@ -325,15 +330,15 @@ static void tree_delete_ceil(uint32_t key) {
     }
   }
   if (!best) return;
-  struct node *n = *best;
+  struct node* n = *best;
   if (!n->l) {
     *best = n->r;
   } else if (!n->r) {
     *best = n->l;
   } else { /* replace by the minimum of the right subtree */
-    struct node **m = &n->r;
+    struct node** m = &n->r;
     while ((*m)->l) m = &(*m)->l;
-    struct node *succ = *m;
+    struct node* succ = *m;
     *m = succ->r;
     succ->l = n->l;
     succ->r = n->r;
@@ -343,7 +348,7 @@ static void tree_delete_ceil(uint32_t key) {
   tree_count--;
 }
 
-static uint64_t tree_hash(const struct node *n, uint64_t h, long depth) {
+static uint64_t tree_hash(const struct node* n, uint64_t h, long depth) {
   while (n) { /* in order: left recursively, self, then loop on the right */
     h = tree_hash(n->l, h, depth + 1);
     h = fold(h, ((uint64_t)n->key << 20) ^ (uint64_t)depth);
@@ -354,26 +359,26 @@ static uint64_t tree_hash(const struct node *n, uint64_t h, long depth) {
   return h;
 }
 
-static void tree_free(struct node *n) {
+static void tree_free(struct node* n) {
   while (n) {
     tree_free(n->l);
-    struct node *r = n->r;
+    struct node* r = n->r;
     free(n);
     n = r;
   }
 }
 
 struct item {
-  struct item *next;
+  struct item* next;
   uint64_t v;
   char text[40];
 };
-static struct item *list_head;
+static struct item* list_head;
 static long list_len;
 
 static uint64_t list_step(long step) {
   for (int i = 0; i < 24; i++) { /* push */
-    struct item *it = malloc(sizeof *it);
+    struct item* it = malloc(sizeof *it);
     if (!it) die("malloc");
     it->v = mix64((uint64_t)step * 64 + (uint64_t)i);
     snprintf(it->text, sizeof it->text, "item-%ld-%d-%08" PRIx64, step, i, it->v & 0xffffffffu);
@@ -383,9 +388,9 @@ static uint64_t list_step(long step) {
   }
   for (int i = 0; i < 20 && list_len > 0; i++) { /* remove at rand() positions */
     long pos = rand() % list_len;
-    struct item **p = &list_head;
+    struct item** p = &list_head;
     while (pos--) p = &(*p)->next;
-    struct item *dead = *p;
+    struct item* dead = *p;
     *p = dead->next;
     free(dead);
     list_len--;
@@ -393,7 +398,7 @@ static uint64_t list_step(long step) {
   if (step % 3 == 0) { /* reverse */
     struct item *prev = NULL, *cur = list_head;
     while (cur) {
-      struct item *nx = cur->next;
+      struct item* nx = cur->next;
       cur->next = prev;
       prev = cur;
       cur = nx;
@@ -401,11 +406,12 @@ static uint64_t list_step(long step) {
     list_head = prev;
   }
   uint64_t h = (uint64_t)list_len;
-  for (struct item *it = list_head; it; it = it->next) h = fold(h, it->v ^ hash_bytes(it->text, strlen(it->text), 9));
+  for (struct item* it = list_head; it; it = it->next)
+    h = fold(h, it->v ^ hash_bytes(it->text, strlen(it->text), 9));
   return h;
 }
 
-static uint64_t *grow_buf;
+static uint64_t* grow_buf;
 static size_t grow_words;
 
 static uint64_t grow_step(long step) {
@@ -415,7 +421,7 @@ static uint64_t grow_step(long step) {
     grow_words = 0;
   }
   size_t add = (size_t)(96 + (step % 7) * 40) * 1024 / 8;
-  uint64_t *nb = realloc(grow_buf, (grow_words + add) * 8);
+  uint64_t* nb = realloc(grow_buf, (grow_words + add) * 8);
   if (!nb) die("realloc");
   grow_buf = nb;
   for (size_t k = 0; k < add; k++) grow_buf[grow_words + k] = mix64((uint64_t)step ^ (k << 8));
@@ -425,8 +431,8 @@ static uint64_t grow_step(long step) {
 
 /* ------------------------------------------------------- libc state ---- */
 
-static int cmp_int(const void *a, const void *b) {
-  int x = *(const int *)a, y = *(const int *)b;
+static int cmp_int(const void* a, const void* b) {
+  int x = *(const int*)a, y = *(const int*)b;
   return (x > y) - (x < y);
 }
 
@@ -434,7 +440,7 @@ static uint64_t libc_step(void) {
   uint64_t h = 0;
   /* strtok: continue cutting the .data text where the previous step stopped */
   for (int i = 0; i < 5; i++) {
-    char *tok = strtok(text_started ? NULL : text_data, text_delims);
+    char* tok = strtok(text_started ? NULL : text_data, text_delims);
     text_started = 1;
     if (!tok) {
       memcpy(text_data, text_orig, sizeof text_data);
@@ -445,7 +451,7 @@ static uint64_t libc_step(void) {
   h = fold(h, hash_bytes(text_data, sizeof text_data, 3));
   /* qsort of rand() numbers */
   enum { N = 3000 };
-  int *v = malloc(N * sizeof *v);
+  int* v = malloc(N * sizeof *v);
   if (!v) die("malloc");
   for (int i = 0; i < N; i++) v[i] = rand() % 100000;
   qsort(v, N, sizeof *v, cmp_int);
@@ -461,11 +467,13 @@ static uint64_t static_step(long step) {
   size_t stripe_words = BSS_WRITTEN_WORDS / BSS_STRIPES;
   size_t s = (size_t)(step % BSS_STRIPES) * stripe_words;
   h = fold(h, hash_words(bss_big + s, stripe_words, 11)); /* as left by its last write */
-  for (size_t k = 0; k < stripe_words; k++) bss_big[s + k] = bss_big[s + k] * 3 + (k ^ (uint64_t)step);
+  for (size_t k = 0; k < stripe_words; k++)
+    bss_big[s + k] = bss_big[s + k] * 3 + (k ^ (uint64_t)step);
   /* read, never write: these pages stay on the shared zero page */
   size_t r = BSS_WRITTEN_WORDS + (size_t)(step % 8) * (BSS_READ_WORDS / 8);
   h = fold(h, hash_words(bss_big + r, BSS_READ_WORDS / 8, 12));
-  for (int i = 0; i < DATA_WORDS; i++) data_table[i] = mix64(data_table[i] ^ (uint64_t)step) + data_table[(i + 1) % DATA_WORDS];
+  for (int i = 0; i < DATA_WORDS; i++)
+    data_table[i] = mix64(data_table[i] ^ (uint64_t)step) + data_table[(i + 1) % DATA_WORDS];
   return fold(h, hash_words(data_table, DATA_WORDS, 13));
 }
 
@@ -474,18 +482,18 @@ static uint64_t static_step(long step) {
 struct worker {
   pthread_t th;
   int index;
-  struct work_area *w;
-  uint64_t *mem;
+  struct work_area* w;
+  uint64_t* mem;
   size_t mem_words;
   uint64_t result;
   uint64_t errors;
 };
-static struct worker *workers;
+static struct worker* workers;
 static pthread_barrier_t bar_start, bar_done;
 static volatile long worker_step; /* written by main before bar_start */
 
-static void *worker_main(void *arg) {
-  struct worker *me = arg;
+static void* worker_main(void* arg) {
+  struct worker* me = arg;
   for (;;) {
     pthread_barrier_wait(&bar_start);
     long step = worker_step;
@@ -509,7 +517,7 @@ static void threads_start(void) {
       pthread_barrier_init(&bar_done, NULL, (unsigned)opt.threads + 1))
     die("pthread_barrier_init");
   for (long t = 0; t < opt.threads; t++) {
-    struct worker *wk = &workers[t];
+    struct worker* wk = &workers[t];
     wk->index = (int)t;
     wk->w = malloc(sizeof *wk->w);
     wk->mem_words = (4u << 20) / 8;
@@ -522,7 +530,8 @@ static void threads_start(void) {
   }
 }
 
-static uint64_t threads_step(long step, struct rec_ctx *main_ctx, uint64_t main_seed, uint64_t *main_result) {
+static uint64_t threads_step(long step, struct rec_ctx* main_ctx, uint64_t main_seed,
+                             uint64_t* main_result) {
   if (opt.threads <= 0) {
     *main_result = recurse(opt.depth, main_seed, main_ctx);
     return 0;
@@ -545,8 +554,8 @@ static void threads_stop(void) {
 
 /* ------------------------------------------------------------ output ---- */
 
-static void write_all(int fd, const void *buf, size_t n) {
-  const char *p = buf;
+static void write_all(int fd, const void* buf, size_t n) {
+  const char* p = buf;
   while (n) {
     ssize_t w = write(fd, p, n);
     if (w < 0) {
@@ -564,46 +573,74 @@ static void wait_gate(void) {
   while (access(opt.gate, F_OK) != 0) nanosleep(&ts, NULL);
 }
 
-static void usage(FILE *f) {
+static void usage(FILE* f) {
   fprintf(f,
           "usage: stateful_app --outfile PATH [--steps N] [--heap-mb M] [--step-ms K]\n"
           "                    [--depth D] [--threads T] [--seed S] [--exit-code C] [--gate PATH]\n"
-          "Prints \"step <i> digest <hex>\" per step and \"final <hex>\"; writes PATH and PATH.stdio.\n");
+          "Prints \"step <i> digest <hex>\" per step and \"final <hex>\"; writes PATH and "
+          "PATH.stdio.\n");
 }
 
-static long parse_long(const char *name, const char *s, long lo, long hi) {
-  char *end;
+static long parse_long(const char* name, const char* s, long lo, long hi) {
+  char* end;
   errno = 0;
   long v = strtol(s, &end, 10);
   if (errno || *end || end == s || v < lo || v > hi) {
-    fprintf(stderr, "stateful_app: bad value for --%s: '%s' (expected %ld..%ld)\n", name, s, lo, hi);
+    fprintf(stderr, "stateful_app: bad value for --%s: '%s' (expected %ld..%ld)\n", name, s, lo,
+            hi);
     exit(2);
   }
   return v;
 }
 
-int main(int argc, char **argv) {
-  static const struct option longopts[] = {
-      {"steps", required_argument, 0, 's'},   {"heap-mb", required_argument, 0, 'm'},
-      {"step-ms", required_argument, 0, 'k'}, {"outfile", required_argument, 0, 'o'},
-      {"depth", required_argument, 0, 'd'},   {"threads", required_argument, 0, 't'},
-      {"seed", required_argument, 0, 'S'},    {"exit-code", required_argument, 0, 'x'},
-      {"gate", required_argument, 0, 'g'},    {"help", no_argument, 0, 'h'},
-      {0, 0, 0, 0}};
+int main(int argc, char** argv) {
+  static const struct option longopts[] = {{"steps", required_argument, 0, 's'},
+                                           {"heap-mb", required_argument, 0, 'm'},
+                                           {"step-ms", required_argument, 0, 'k'},
+                                           {"outfile", required_argument, 0, 'o'},
+                                           {"depth", required_argument, 0, 'd'},
+                                           {"threads", required_argument, 0, 't'},
+                                           {"seed", required_argument, 0, 'S'},
+                                           {"exit-code", required_argument, 0, 'x'},
+                                           {"gate", required_argument, 0, 'g'},
+                                           {"help", no_argument, 0, 'h'},
+                                           {0, 0, 0, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
     switch (c) {
-    case 's': opt.steps = parse_long("steps", optarg, 1, 1000000); break;
-    case 'm': opt.heap_mb = parse_long("heap-mb", optarg, 0, 1 << 20); break;
-    case 'k': opt.step_ms = parse_long("step-ms", optarg, 0, 1000000); break;
-    case 'o': opt.outfile = optarg; break;
-    case 'd': opt.depth = parse_long("depth", optarg, 0, 200000); break;
-    case 't': opt.threads = parse_long("threads", optarg, 0, 64); break;
-    case 'S': opt.seed = (uint64_t)parse_long("seed", optarg, 0, 1L << 40); break;
-    case 'x': opt.exit_code = parse_long("exit-code", optarg, 0, 255); break;
-    case 'g': opt.gate = optarg; break;
-    case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 2;
+      case 's':
+        opt.steps = parse_long("steps", optarg, 1, 1000000);
+        break;
+      case 'm':
+        opt.heap_mb = parse_long("heap-mb", optarg, 0, 1 << 20);
+        break;
+      case 'k':
+        opt.step_ms = parse_long("step-ms", optarg, 0, 1000000);
+        break;
+      case 'o':
+        opt.outfile = optarg;
+        break;
+      case 'd':
+        opt.depth = parse_long("depth", optarg, 0, 200000);
+        break;
+      case 't':
+        opt.threads = parse_long("threads", optarg, 0, 64);
+        break;
+      case 'S':
+        opt.seed = (uint64_t)parse_long("seed", optarg, 0, 1L << 40);
+        break;
+      case 'x':
+        opt.exit_code = parse_long("exit-code", optarg, 0, 255);
+        break;
+      case 'g':
+        opt.gate = optarg;
+        break;
+      case 'h':
+        usage(stdout);
+        return 0;
+      default:
+        usage(stderr);
+        return 2;
     }
   }
   if (optind != argc || !opt.outfile) {
@@ -617,18 +654,18 @@ int main(int argc, char **argv) {
   int rfd = open(opt.outfile, O_RDONLY | O_CLOEXEC);
   if (rfd < 0) die(opt.outfile);
   size_t plen = strlen(opt.outfile);
-  char *stdio_path = malloc(plen + 7);
+  char* stdio_path = malloc(plen + 7);
   if (!stdio_path) die("malloc");
   memcpy(stdio_path, opt.outfile, plen);
   memcpy(stdio_path + plen, ".stdio", 7);
-  FILE *fp = fopen(stdio_path, "we");
+  FILE* fp = fopen(stdio_path, "we");
   if (!fp) die(stdio_path);
 
   srand((unsigned)opt.seed);
   srand48((long)opt.seed * 7 + 1);
   heap_init();
   for (uint32_t i = 0; i < 2000; i++) tree_insert((uint32_t)rand(), 0);
-  struct work_area *w = malloc(sizeof *w);
+  struct work_area* w = malloc(sizeof *w);
   if (!w) die("malloc");
   work_init(w, opt.seed);
   threads_start();
@@ -688,12 +725,14 @@ int main(int argc, char **argv) {
 
     /* outputs */
     char line[256];
-    int n = snprintf(line, sizeof line, "step %ld digest %016" PRIx64 " tree %ld list %ld sum %.17g\n", step,
-                     digest, tree_count, list_len, acc_sum);
+    int n =
+        snprintf(line, sizeof line, "step %ld digest %016" PRIx64 " tree %ld list %ld sum %.17g\n",
+                 step, digest, tree_count, list_len, acc_sum);
     write_all(fd, line, (size_t)n);
     fprintf(fp, "step %ld\n", step);
     for (int j = 0; j < 24; j++)
-      fprintf(fp, "  v[%02d] a=%.17g b=%.17g u=%016" PRIx64 "\n", j, w->a[j * 80], w->b[j * 80], w->u[j * 80]);
+      fprintf(fp, "  v[%02d] a=%.17g b=%.17g u=%016" PRIx64 "\n", j, w->a[j * 80], w->b[j * 80],
+              w->u[j * 80]);
     printf("step %ld digest %016" PRIx64 "\n", step, digest);
     fflush(stdout);
   }
@@ -703,10 +742,13 @@ int main(int argc, char **argv) {
   fin = fold(fin, hash_words(bss_big, BSS_WORDS, 21));
   fin = fold(fin, hash_words(data_table, DATA_WORDS, 22));
   fin = fold(fin, work_hash(w, 23));
-  for (long t = 0; t < opt.threads; t++) fin = fold(fin, hash_words(workers[t].mem, workers[t].mem_words, 24));
+  for (long t = 0; t < opt.threads; t++)
+    fin = fold(fin, hash_words(workers[t].mem, workers[t].mem_words, 24));
   fin = fold(fin, tree_hash(tree_root, 25, 0));
   fin = fold(fin, stack_errors);
-  if (stack_errors) fprintf(stderr, "stateful_app: %" PRIu64 " stack frames held unexpected values\n", stack_errors);
+  if (stack_errors)
+    fprintf(stderr, "stateful_app: %" PRIu64 " stack frames held unexpected values\n",
+            stack_errors);
   printf("final %016" PRIx64 "\n", fin);
   fflush(stdout);
 
@@ -719,7 +761,7 @@ int main(int argc, char **argv) {
 
   tree_free(tree_root);
   while (list_head) {
-    struct item *nx = list_head->next;
+    struct item* nx = list_head->next;
     free(list_head);
     list_head = nx;
   }
