@@ -27,6 +27,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <new>
 #include <string>
 
@@ -330,7 +331,19 @@ int write_checkpoint(const CheckpointRequest& req) {
   parent_ref[0] = 0;
   if (incremental) {
     std::string parent = g_rt.parent_path;
-    if (parent.compare(0, dir.size() + 1, dir + "/") == 0) parent = parent.substr(dir.size() + 1);
+    if (parent.compare(0, dir.size() + 1, dir + "/") == 0) {
+      parent = parent.substr(dir.size() + 1);
+    } else if (parent.size() >= sizeof(ocr_image_header{}.parent)) {
+      // Another directory (a restored process writes under its new PID): relative to the
+      // real path of this image's directory ("../ompi_cr_<old pid>.ckpt/3.crimg"), which
+      // is how the reader resolves it.
+      char* real = realpath(dir.c_str(), nullptr);
+      if (real) {
+        std::string rel = std::filesystem::path(parent).lexically_relative(real).string();
+        free(real);
+        if (!rel.empty() && rel.size() < parent.size()) parent = rel;
+      }
+    }
     if (parent.size() >= sizeof(ocr_image_header{}.parent)) {
       report(req, false, "", "parent image path too long for the header", 0, nullptr, 0, 0);
       return -1;

@@ -159,12 +159,22 @@ int checkpoint_process(const Options& opt) {
       describe(pid) + " is not running under ompi-cr (start it with ompi-cr-run)";
   ocr::AgentInfo agent;
   std::string err;
-  if (!ocr::read_agent_info(pid, &agent, &err, euid)) {
-    if (err.find("No such file or directory") != std::string::npos) fail(not_ours);
-    fail("cannot talk to " + describe(pid) + ": " + err);
+  // The agent registers from its own thread: just after start-up, and after a restore
+  // (where the application threads run again first, and a process restored with its old
+  // PID finds the killed original's agent file there), a process that maps the runtime
+  // may not be registered yet. Give it a moment before calling it foreign.
+  const bool runtime_mapped = maps_runtime_library(pid);
+  for (int tries = 0;; tries++) {
+    err.clear();
+    const bool ok = ocr::read_agent_info(pid, &agent, &err, euid);
+    const bool missing = !ok && err.find("No such file or directory") != std::string::npos;
+    if (!ok && !missing) fail("cannot talk to " + describe(pid) + ": " + err);
+    if (ok && agent.start_time == ocr::process_start_time(pid)) break;
+    if (!runtime_mapped || tries >= 500 || ocr::process_state(pid) == 0) fail(not_ours);
+    timespec ts{0, 10 * 1000 * 1000};  // up to 5 s in all
+    nanosleep(&ts, nullptr);
   }
-  if (agent.start_time != ocr::process_start_time(pid) || !maps_runtime_library(pid))
-    fail(not_ours);
+  if (!maps_runtime_library(pid)) fail(not_ours);
 
   ocr::CheckpointRequest req;
   req.id = random_id();

@@ -7,9 +7,10 @@
 #   mt_churn    threads created, joined and detached all the time
 #   mt_omp      OpenMP (libgomp) parallel regions, reductions, threadprivate, tasks
 #   mt_blocked  threads blocked in futex waits, mutexes, sleeps, signal handlers on a
-#               sigaltstack, pipes (--pipe), tid-owned mutexes (--tid-mutexes)
+#               sigaltstack, pipes (--pipe), tid-owned locks (--tid-locks), glibc's loader
+#               lock (--dl-lock)
 #   mt_many     64 threads
-#   mt_identity per-thread kernel identity: cached gettid(), thread names
+#   mt_identity per-thread kernel identity: cached gettid(), names, affinity, nice
 find_package(Threads REQUIRED)
 find_package(OpenMP COMPONENTS C)
 
