@@ -292,12 +292,13 @@ bench_size() {
   cat "$WORK/pattern.bin" > /dev/null
 
   log "size $n MiB: starting heap_fill under ompi-cr-run"
+  rm -f "$WORK/app.out"  # the "ready" of the previous size must not be read as this one's
   "$BIN/ompi-cr-run" --snapshot-dir "$WORK/snap" -- "$BIN/heap_fill" "$n" \
     > "$WORK/app.out" 2> "$WORK/app.err" < /dev/null &
   pid=$!
   PIDS+=("$pid")
   local waited=0
-  until read -r line 2>/dev/null < "$WORK/app.out" && [ "${line%% *}" = ready ]; do
+  until read -r line 2>/dev/null < "$WORK/app.out" && [ "${line%% mib=*}" = "ready pid=$pid" ]; do
     kill -0 "$pid" 2>/dev/null || die "heap_fill exited: $(cat "$WORK/app.err")"
     bsleep 0.1
     waited=$((waited + 1))
