@@ -236,7 +236,7 @@ ts_lines() { # prefix every line with $EPOCHREALTIME
 
 # run_restore SIZE REP KIND : ompi-restart of $IMAGE until the restored heap_fill runs
 run_restore() {
-  local size=$1 rep=$2 kind=$3 t0 rpid tspid line t_run="" verified="" tl tb
+  local size=$1 rep=$2 kind=$3 t0 rpid tspid line t_run="" verified="" tl tb rchild=""
   local outfifo=$WORK/restore.out.fifo errfifo=$WORK/restore.err.fifo errlog=$WORK/restore.err
   rm -f "$outfifo" "$errfifo"
   mkfifo "$outfifo" "$errfifo"
@@ -251,14 +251,21 @@ run_restore() {
   while [ -z "$verified" ]; do
     if read -r -t 1 -u "$OUTFD" line; then
       case $line in
-        running*) t_run=${line##*t_ns=} ;;
+        running*)
+          t_run=${line##*t_ns=}
+          rchild=${line#running pid=}
+          rchild=${rchild%% *}
+          ;;
         verified*) verified=${line#verified } ;;
       esac
     elif ! kill -0 "$rpid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
       break
     fi
   done
+  # With the old PID free, ompi-cr-restore restores into a child that has it and stays
+  # as its waiter; the child dies with it (PDEATHSIG), but end it explicitly as well.
   kill -9 "$rpid" 2>/dev/null || true
+  if [ -n "$rchild" ] && [ "$rchild" != "$rpid" ]; then kill -9 "$rchild" 2>/dev/null || true; fi
   wait "$rpid" 2>/dev/null || true
   wait "$tspid" 2>/dev/null || true
   exec {OUTFD}<&-

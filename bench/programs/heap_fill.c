@@ -10,23 +10,25 @@
  * threshold, so glibc serves it with a private anonymous mmap of its own.
  *
  * Restore timing without signals (ompi-cr owns SIGUSR2, and any signal would have to be
- * sent by someone who knows when to send it): the waiting loop calls getpid() every
- * millisecond (glibc >= 2.25 does not cache it). A restored process runs under the PID of
- * the ompi-restart that restored it, so the first iteration after a restore sees a new
- * PID and prints
+ * sent by someone who knows when to send it): every millisecond the waiting loop asks the
+ * kernel who it is: getpid() (glibc >= 2.25 does not cache it) and the start time of the
+ * process (field 22 of /proc/self/stat). A restored process is a new kernel process: it
+ * has a new start time even when the restorer gave it back its old PID. The first
+ * iteration that sees a change prints
  *
- *   running pid=<new> was=<old> t_ns=<CLOCK_REALTIME ns>
+ *   running pid=<now> was=<before> t_ns=<CLOCK_REALTIME ns>
  *
- * (t_ns is taken right after the PID change is seen: at most ~1 ms after the restored
- * main thread runs again), then re-checks the whole pattern and prints
- * "verified ok" or "verified BAD at offset N". The benchmark subtracts its own
- * CLOCK_REALTIME taken just before it launched ompi-restart from t_ns.
+ * (t_ns is taken right after the change is seen: at most ~1 ms after the restored main
+ * thread runs again), then re-checks the whole pattern and prints "verified ok" or
+ * "verified BAD at offset N". The benchmark subtracts its own CLOCK_REALTIME taken just
+ * before it launched ompi-restart from t_ns.
  *
  * Output goes through write(2) directly: no stdio buffer can be lost with --term or
  * printed twice after a restore.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -83,6 +85,23 @@ static uint64_t realtime_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Start time of this process in clock ticks since boot (/proc/self/stat field 22), or 0. */
+static unsigned long long start_time(void) {
+  char buf[1024];
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  const char* p = strrchr(buf, ')'); /* the command name may contain anything */
+  if (!p) return 0;
+  int field = 2;
+  for (p++; *p && field < 22; p++)
+    if (*p == ' ') field++;
+  return strtoull(p, NULL, 10);
+}
+
 static int usage(void) {
   fprintf(stderr, "usage: heap_fill MIB | heap_fill --emit MIB\n");
   return 2;
@@ -137,16 +156,19 @@ int main(int argc, char** argv) {
   uint64_t st = kSeed;
   fill(heap, bytes / 8, &st);
   pid_t pid = getpid();
+  unsigned long long started = start_time();
   say("ready pid=%d mib=%ld addr=%p\n", (int)pid, mib, (void*)heap);
 
   for (;;) {
     struct timespec nap = {0, 1000 * 1000};
     nanosleep(&nap, NULL); /* EINTR (checkpoint quiesce signal) just ends the nap early */
     pid_t now = getpid();
-    if (now == pid) continue;
+    unsigned long long st_now = start_time();
+    if (now == pid && st_now == started) continue;
     uint64_t t = realtime_ns();
     say("running pid=%d was=%d t_ns=%" PRIu64 "\n", (int)now, (int)pid, t);
     pid = now;
+    started = st_now;
     uint64_t cs = kSeed;
     size_t bad = check(heap, bytes / 8, &cs);
     if (bad == bytes / 8)

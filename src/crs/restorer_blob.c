@@ -300,7 +300,9 @@ __attribute__((noreturn)) static void enter_thread(struct ocr_plan* p, struct oc
   if (t->cpumask_bytes &&
       t->cpumask_bytes <= sizeof t->cpumask) /* fails harmlessly if CPUs are gone */
     SYS3(SYS_sched_setaffinity_, 0, t->cpumask_bytes, t->cpumask);
-  if (t->nice) SYS3(SYS_setpriority_, 0 /* PRIO_PROCESS */, 0 /* this thread */, t->nice);
+  /* Always: a thread cloned here inherits the restorer's nice value, not its own. Lowering
+   * it without privilege fails (EACCES) and the thread keeps the restorer's. */
+  SYS3(SYS_setpriority_, 0 /* PRIO_PROCESS */, 0 /* this thread */, t->nice);
   if (t->comm[0]) {
     char name[17];
     for (int i = 0; i < 16; i++) name[i] = t->comm[i];
