@@ -62,13 +62,12 @@ BIN=""
 DIR=""
 RESULTS=""
 KEEP=0
-QUICK=0
 QUIET_WAIT=30
 PRIO=1
 SUMMARIZE=""
 while [ $# -gt 0 ]; do
   case $1 in
-    --quick) QUICK=1; SIZES=256 ;;
+    --quick) SIZES=256 ;;
     --sizes) SIZES=$2; shift ;;
     --reps) REPS=$2; shift ;;
     --bin) BIN=$2; shift ;;
