@@ -19,6 +19,8 @@
 
 namespace ocr {
 
+using namespace ctl;
+
 namespace {
 
 constexpr size_t kMaxFileSize = 64 * 1024;  // control files are a few hundred bytes
@@ -74,10 +76,6 @@ class Out {
   size_t len_ = 0;
   bool overflow_ = false;
 };
-
-unsigned resolve_uid(int64_t owner_uid) {
-  return owner_uid >= 0 ? static_cast<unsigned>(owner_uid) : geteuid();
-}
 
 // Resolves and checks the directory of `uid`. Creates it when missing; as root for
 // another user, hands it to that user.
@@ -215,152 +213,6 @@ std::string dir_error(const std::string& dir, int rc, unsigned uid) {
   return "control directory " + dir + ": " + errno_text(-rc);
 }
 
-bool resolve_dir(unsigned uid, std::string* dir, std::string* err) {
-  char buf[PATH_MAX];
-  int rc = control_dir_for(buf, sizeof buf, uid);
-  *dir = buf;
-  if (rc != 0) {
-    if (err) *err = dir_error(*dir, rc, uid);
-    return false;
-  }
-  return true;
-}
-
-// key=value lines, validated piecewise by the typed getters below.
-class KvFile {
- public:
-  explicit KvFile(std::string path) : path_(std::move(path)) {}
-
-  // Returns false with *absent = true when the file does not exist.
-  bool load(unsigned owner, bool* absent, std::string* err) {
-    *absent = false;
-    int fd = open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0) {
-      if (errno == ENOENT) *absent = true;
-      return fail(err, errno_text(errno));
-    }
-    struct stat st;
-    std::string text;
-    bool ok = fstat(fd, &st) == 0;
-    if (!ok) {
-      int e = errno;
-      close(fd);
-      return fail(err, errno_text(e));
-    }
-    std::string why;
-    if (!S_ISREG(st.st_mode))
-      why = "not a regular file";
-    else if (st.st_uid != owner)
-      why = "owned by uid " + std::to_string(st.st_uid) + ", not by uid " + std::to_string(owner);
-    else if (st.st_mode & (S_IWGRP | S_IWOTH))
-      why = "writable by group or others";
-    else if (static_cast<uint64_t>(st.st_size) > kMaxFileSize)
-      why = "too large (" + std::to_string(st.st_size) + " bytes)";
-    if (why.empty()) {
-      text.resize(static_cast<size_t>(st.st_size));
-      size_t off = 0;
-      while (off < text.size()) {
-        ssize_t n = read(fd, text.data() + off, text.size() - off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-          why = n < 0 ? errno_text(errno) : "file shrank while being read";
-          break;
-        }
-        off += static_cast<size_t>(n);
-      }
-    }
-    close(fd);
-    if (!why.empty()) return fail(err, why);
-    return parse(text, err);
-  }
-
-  const std::string& path() const { return path_; }
-
-  const std::string* find(const char* key) const {
-    for (const auto& kv : kv_)
-      if (kv.first == key) return &kv.second;
-    return nullptr;
-  }
-
-  bool u64(const char* key, uint64_t min, uint64_t max, uint64_t* out, std::string* err) const {
-    const std::string* v = find(key);
-    if (!v) return missing(key, err);
-    uint64_t x = 0;
-    bool ok = !v->empty() && v->size() <= 20;
-    for (char c : *v) {
-      if (!ok) break;
-      if (c < '0' || c > '9' || __builtin_mul_overflow(x, 10, &x) ||
-          __builtin_add_overflow(x, static_cast<uint64_t>(c - '0'), &x))
-        ok = false;
-    }
-    if (!ok || x < min || x > max)
-      return fail(err, std::string(key) + "=" + *v + ": not a number in " + std::to_string(min) +
-                           ".." + std::to_string(max));
-    *out = x;
-    return true;
-  }
-
-  bool flag(const char* key, bool* out, std::string* err) const {
-    uint64_t v;
-    if (!u64(key, 0, 1, &v, err)) return false;
-    *out = v != 0;
-    return true;
-  }
-
-  bool str(const char* key, std::string* out, std::string* err) const {
-    const std::string* v = find(key);
-    if (!v) return missing(key, err);
-    *out = *v;
-    return true;
-  }
-
-  bool version(std::string* err) const {
-    const std::string* v = find("version");
-    if (!v) return missing("version", err);
-    if (*v != "1") return fail(err, "unsupported version " + *v + " (this build speaks 1)");
-    return true;
-  }
-
-  bool fail(std::string* err, const std::string& why) const {
-    if (err) *err = path_ + ": " + why;
-    return false;
-  }
-
- private:
-  bool missing(const char* key, std::string* err) const {
-    return fail(err, std::string("missing key ") + key);
-  }
-
-  bool parse(const std::string& text, std::string* err) {
-    size_t pos = 0, lineno = 0;
-    while (pos < text.size()) {
-      size_t nl = text.find('\n', pos);
-      if (nl == std::string::npos) nl = text.size();
-      std::string line = text.substr(pos, nl - pos);
-      pos = nl + 1;
-      lineno++;
-      if (line.empty()) continue;
-      size_t eq = line.find('=');
-      if (eq == std::string::npos || eq == 0)
-        return fail(err, "line " + std::to_string(lineno) + ": not key=value");
-      std::string key = line.substr(0, eq);
-      for (char c : key)
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
-          return fail(err, "line " + std::to_string(lineno) + ": bad key");
-      std::string value = line.substr(eq + 1);
-      for (char c : value)
-        if (c == '\0' || c == '\r')
-          return fail(err, "line " + std::to_string(lineno) + ": control character in value");
-      if (find(key.c_str())) return fail(err, "duplicate key " + key);
-      kv_.emplace_back(std::move(key), std::move(value));
-    }
-    return true;
-  }
-
-  std::string path_;
-  std::vector<std::pair<std::string, std::string>> kv_;
-};
-
 bool valid_snapshot_dir(const std::string& s) {
   return s.empty() || (s[0] == '/' && s.size() < PATH_MAX);
 }
@@ -371,15 +223,6 @@ std::string name_with_pid(int pid, const char* suffix) {
 
 std::string result_name(int pid, uint64_t id) {
   return std::to_string(pid) + "." + std::to_string(id) + ".result";
-}
-
-int write_text(const std::string& dir, const std::string& name, const std::string& text,
-               bool exclusive, unsigned owner) {
-  int dfd = open_dir(dir.c_str());
-  if (dfd < 0) return -errno;
-  int rc = write_file_at(dfd, name.c_str(), text.data(), text.size(), exclusive, owner);
-  close(dfd);
-  return rc;
 }
 
 bool parse_request(const KvFile& f, CheckpointRequest* req, std::string* err) {
@@ -398,6 +241,162 @@ bool parse_request(const KvFile& f, CheckpointRequest* req, std::string* err) {
 }
 
 }  // namespace
+
+// --- building blocks shared with snapc/job_control.cpp (declared in the header) ---
+
+namespace ctl {
+
+unsigned resolve_uid(int64_t owner_uid) {
+  return owner_uid >= 0 ? static_cast<unsigned>(owner_uid) : geteuid();
+}
+
+bool resolve_dir(unsigned uid, std::string* dir, std::string* err) {
+  char buf[PATH_MAX];
+  int rc = control_dir_for(buf, sizeof buf, uid);
+  *dir = buf;
+  if (rc != 0) {
+    if (err) *err = dir_error(*dir, rc, uid);
+    return false;
+  }
+  return true;
+}
+
+int write_text(const std::string& dir, const std::string& name, const std::string& text,
+               bool exclusive, unsigned owner) {
+  int dfd = open_dir(dir.c_str());
+  if (dfd < 0) return -errno;
+  int rc = write_file_at(dfd, name.c_str(), text.data(), text.size(), exclusive, owner);
+  close(dfd);
+  return rc;
+}
+
+KvFile::KvFile(std::string path) : path_(std::move(path)) {}
+
+// Returns false with *absent = true when the file does not exist.
+bool KvFile::load(unsigned owner, bool* absent, std::string* err) {
+  *absent = false;
+  int fd = open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) {
+    if (errno == ENOENT) *absent = true;
+    return fail(err, errno_text(errno));
+  }
+  struct stat st;
+  std::string text;
+  bool ok = fstat(fd, &st) == 0;
+  if (!ok) {
+    int e = errno;
+    close(fd);
+    return fail(err, errno_text(e));
+  }
+  std::string why;
+  if (!S_ISREG(st.st_mode))
+    why = "not a regular file";
+  else if (st.st_uid != owner)
+    why = "owned by uid " + std::to_string(st.st_uid) + ", not by uid " + std::to_string(owner);
+  else if (st.st_mode & (S_IWGRP | S_IWOTH))
+    why = "writable by group or others";
+  else if (static_cast<uint64_t>(st.st_size) > kMaxFileSize)
+    why = "too large (" + std::to_string(st.st_size) + " bytes)";
+  if (why.empty()) {
+    text.resize(static_cast<size_t>(st.st_size));
+    size_t off = 0;
+    while (off < text.size()) {
+      ssize_t n = read(fd, text.data() + off, text.size() - off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        why = n < 0 ? errno_text(errno) : "file shrank while being read";
+        break;
+      }
+      off += static_cast<size_t>(n);
+    }
+  }
+  close(fd);
+  if (!why.empty()) return fail(err, why);
+  return parse(text, err);
+}
+
+const std::string* KvFile::find(const char* key) const {
+  for (const auto& kv : kv_)
+    if (kv.first == key) return &kv.second;
+  return nullptr;
+}
+
+bool KvFile::u64(const char* key, uint64_t min, uint64_t max, uint64_t* out,
+                 std::string* err) const {
+  const std::string* v = find(key);
+  if (!v) return missing(key, err);
+  uint64_t x = 0;
+  bool ok = !v->empty() && v->size() <= 20;
+  for (char c : *v) {
+    if (!ok) break;
+    if (c < '0' || c > '9' || __builtin_mul_overflow(x, 10, &x) ||
+        __builtin_add_overflow(x, static_cast<uint64_t>(c - '0'), &x))
+      ok = false;
+  }
+  if (!ok || x < min || x > max)
+    return fail(err, std::string(key) + "=" + *v + ": not a number in " + std::to_string(min) +
+                         ".." + std::to_string(max));
+  *out = x;
+  return true;
+}
+
+bool KvFile::flag(const char* key, bool* out, std::string* err) const {
+  uint64_t v;
+  if (!u64(key, 0, 1, &v, err)) return false;
+  *out = v != 0;
+  return true;
+}
+
+bool KvFile::str(const char* key, std::string* out, std::string* err) const {
+  const std::string* v = find(key);
+  if (!v) return missing(key, err);
+  *out = *v;
+  return true;
+}
+
+bool KvFile::version(std::string* err) const {
+  const std::string* v = find("version");
+  if (!v) return missing("version", err);
+  if (*v != "1") return fail(err, "unsupported version " + *v + " (this build speaks 1)");
+  return true;
+}
+
+bool KvFile::fail(std::string* err, const std::string& why) const {
+  if (err) *err = path_ + ": " + why;
+  return false;
+}
+
+bool KvFile::missing(const char* key, std::string* err) const {
+  return fail(err, std::string("missing key ") + key);
+}
+
+bool KvFile::parse(const std::string& text, std::string* err) {
+  size_t pos = 0, lineno = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    std::string line = text.substr(pos, nl - pos);
+    pos = nl + 1;
+    lineno++;
+    if (line.empty()) continue;
+    size_t eq = line.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return fail(err, "line " + std::to_string(lineno) + ": not key=value");
+    std::string key = line.substr(0, eq);
+    for (char c : key)
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+        return fail(err, "line " + std::to_string(lineno) + ": bad key");
+    std::string value = line.substr(eq + 1);
+    for (char c : value)
+      if (c == '\0' || c == '\r')
+        return fail(err, "line " + std::to_string(lineno) + ": control character in value");
+    if (find(key.c_str())) return fail(err, "duplicate key " + key);
+    kv_.emplace_back(std::move(key), std::move(value));
+  }
+  return true;
+}
+
+}  // namespace ctl
 
 // --- paths ---
 

@@ -17,6 +17,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "crs/image_format.h"
 
@@ -98,5 +100,46 @@ int write_result_nomalloc(int pid, uint64_t id, bool ok, const char* image, cons
 std::string agent_info_path(const std::string& dir, int pid);
 std::string request_path(const std::string& dir, int pid);
 std::string result_path(const std::string& dir, int pid, uint64_t id);
+
+// --- Building blocks, shared with the job-level control files (snapc/job_control.h) ---
+// Not part of the tool <-> runtime protocol above; they exist so that every control file
+// follows the same rules (atomic 0600 writes, strict readers).
+namespace ctl {
+
+unsigned resolve_uid(int64_t owner_uid);  // -1 -> geteuid()
+// control_dir() for an already resolved uid.
+bool resolve_dir(unsigned uid, std::string* dir, std::string* err);
+// Writes <dir>/<name> atomically: "<name>.tmp.<pid>" (0600, chowned to owner when root
+// writes for another user), fsync, rename; with `exclusive`, link instead, so an existing
+// name is kept and -EEXIST returned. Returns 0 or -errno.
+int write_text(const std::string& dir, const std::string& name, const std::string& text,
+               bool exclusive, unsigned owner);
+
+// A key=value file read strictly: a regular file of `owner`, not writable by group or
+// others, at most 64 KiB, every non-empty line "key=value" with a [a-z0-9_-] key, no
+// duplicate keys, no NUL/CR in values. Errors read "<path>: <reason>".
+class KvFile {
+ public:
+  explicit KvFile(std::string path);
+  // Returns false with *absent = true when the file does not exist.
+  bool load(unsigned owner, bool* absent, std::string* err);
+  const std::string& path() const { return path_; }
+  const std::string* find(const char* key) const;
+  // Decimal in [min, max]; a missing key is an error.
+  bool u64(const char* key, uint64_t min, uint64_t max, uint64_t* out, std::string* err) const;
+  bool flag(const char* key, bool* out, std::string* err) const;  // 0 or 1
+  bool str(const char* key, std::string* out, std::string* err) const;
+  bool version(std::string* err) const;                       // version=1
+  bool fail(std::string* err, const std::string& why) const;  // always false
+
+ private:
+  bool missing(const char* key, std::string* err) const;
+  bool parse(const std::string& text, std::string* err);
+
+  std::string path_;
+  std::vector<std::pair<std::string, std::string>> kv_;
+};
+
+}  // namespace ctl
 
 }  // namespace ocr
