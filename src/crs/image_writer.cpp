@@ -224,6 +224,12 @@ int write_image(std::pmr::memory_resource* mr, const ImageWriteSpec& spec, Image
     const uint64_t len = m.end - m.start;
     RegionClass c =
         classify_region(m, overlaps_any(m.start, m.end, spec.runtime_areas, spec.nareas));
+    if (c.kind != OCR_REGION_SKIPPED &&
+        overlaps_any(m.start, m.end, spec.mpi_runtime_areas, spec.nmpi_areas)) {
+      c.kind = OCR_REGION_SKIPPED;
+      c.skip_reason = OCR_SKIP_MPI_RUNTIME;
+      c.needs_file = false;
+    }
     RegionOut r{};
     r.rec.start = m.start;
     r.rec.end = m.end;

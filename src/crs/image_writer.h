@@ -33,6 +33,10 @@ struct ImageWriteSpec {
   int nareas = 0;
   const int* runtime_fds = nullptr;  // not recorded as application files
   int nfds = 0;
+  // Mappings of the MPI library's runtime (transport segments, session files): left out of
+  // the image entirely (skip reason mpi-runtime); a restored process never touches them.
+  const AddressRange* mpi_runtime_areas = nullptr;
+  int nmpi_areas = 0;
   uint64_t restore_info_addr = 0;
   uint32_t tid_offset = 0;
   int32_t rseq_offset = 0;

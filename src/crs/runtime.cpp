@@ -34,6 +34,7 @@
 #include "crs/dirty_tracker.h"
 #include "crs/image_format.h"
 #include "crs/image_writer.h"
+#include "crs/job_image.h"
 #include "crs/proc_maps.h"
 #include "crs/quiesce.h"
 #include "crs/region_classifier.h"
@@ -91,6 +92,7 @@ struct Runtime {
   std::atomic<uint32_t> restarts{0};
   std::atomic<int> last_result{0};
   std::atomic<int> agent_running{0};
+  std::atomic<JobWakeHook> job_hook{nullptr};
 };
 constinit Runtime g_rt;
 
@@ -290,42 +292,44 @@ void report(const CheckpointRequest& req, bool ok, const char* image, const char
                         wr ? wr->skipped : zero, micros, threads);
 }
 
-// Returns 0 after a committed image, -1 otherwise; 1 in a restored process.
-int write_checkpoint(const CheckpointRequest& req) {
+// Returns 0 after a committed image, -1 otherwise; 1 in a restored process. `job` set: a
+// rank's image in a coordinated checkpoint (paths, exemptions and the outcome come from
+// and go to the MPI layer; nothing is reported through the control channel).
+int write_checkpoint(const CheckpointRequest& req, const JobImageRequest* job = nullptr,
+                     JobImageOutcome* out = nullptr) {
   g_rt.t0 = now_us();
+  auto fail = [&](const char* message) {
+    if (out) snprintf(out->message, sizeof out->message, "%s", message);
+    report(req, false, "", message, 0, nullptr, 0, 0);
+    return -1;
+  };
+  const std::string kind = job ? job->kind : req.kind;
   bool incremental = false;
-  if (req.kind == "incremental" || req.kind == "auto") {
+  if (kind == "incremental" || kind == "auto") {
     const char* why = incremental_blocker();
-    if (why && req.kind == "incremental") {
-      report(req, false, "", (std::string("no incremental image: ") + why).c_str(), 0, nullptr, 0,
-             0);
-      return -1;
-    }
+    if (why && kind == "incremental")
+      return fail((std::string("no incremental image: ") + why).c_str());
     incremental = why == nullptr;
-  } else if (req.kind != "full") {
-    report(req, false, "", ("image kind '" + req.kind + "' is not supported").c_str(), 0, nullptr,
-           0, 0);
-    return -1;
+  } else if (kind != "full") {
+    return fail(("image kind '" + kind + "' is not supported").c_str());
   }
-  if (!g_rt.tid_offset) {
-    report(req, false, "", "glibc's thread id field was not found; cannot restore threads", 0,
-           nullptr, 0, 0);
-    return -1;
+  if (!g_rt.tid_offset)
+    return fail("glibc's thread id field was not found; cannot restore threads");
+  std::string dir, final_path;
+  if (job) {
+    dir = job->dir;
+    final_path = job->final_path;
+    g_rt.seq = job->seq;
+  } else {
+    std::string base = req.snapshot_dir.empty() ? default_snapshot_dir() : req.snapshot_dir;
+    dir = base + "/ompi_cr_" + std::to_string(getpid()) + ".ckpt";
+    std::string err;
+    if (!make_dirs(dir, &err)) return fail(err.c_str());
+    g_rt.seq = next_seq(dir);
+    final_path = dir + "/" + std::to_string(g_rt.seq) + ".crimg";
   }
-  std::string base = req.snapshot_dir.empty() ? default_snapshot_dir() : req.snapshot_dir;
-  std::string dir = base + "/ompi_cr_" + std::to_string(getpid()) + ".ckpt";
-  std::string err;
-  if (!make_dirs(dir, &err)) {
-    report(req, false, "", err.c_str(), 0, nullptr, 0, 0);
-    return -1;
-  }
-  g_rt.seq = next_seq(dir);
-  std::string final_path = dir + "/" + std::to_string(g_rt.seq) + ".crimg";
   std::string tmp_path = final_path + ".tmp";
-  if (final_path.size() >= OCR_MAX_PATH) {
-    report(req, false, "", "snapshot path too long", 0, nullptr, 0, 0);
-    return -1;
-  }
+  if (tmp_path.size() >= OCR_MAX_PATH) return fail("snapshot path too long");
   // The parent is named relative to the new image when they share a directory.
   static char parent_ref[OCR_MAX_PATH];
   parent_ref[0] = 0;
@@ -344,10 +348,8 @@ int write_checkpoint(const CheckpointRequest& req) {
         if (!rel.empty() && rel.size() < parent.size()) parent = rel;
       }
     }
-    if (parent.size() >= sizeof(ocr_image_header{}.parent)) {
-      report(req, false, "", "parent image path too long for the header", 0, nullptr, 0, 0);
-      return -1;
-    }
+    if (parent.size() >= sizeof(ocr_image_header{}.parent))
+      return fail("parent image path too long for the header");
     snprintf(parent_ref, sizeof parent_ref, "%s", parent.c_str());
   }
   snprintf(g_rt.dir, sizeof g_rt.dir, "%s", dir.c_str());
@@ -356,12 +358,13 @@ int write_checkpoint(const CheckpointRequest& req) {
 
   // From here until release: no malloc, no locks the application may hold.
   char qerr[256];
-  const pid_t exempt[] = {g_rt.agent_tid};
-  int n = quiesce_all(exempt, 1, g_rt.quiesce_timeout_ms, qerr, sizeof qerr);
-  if (n < 0) {
-    report(req, false, "", qerr, 0, nullptr, 0, 0);
-    return -1;
-  }
+  static pid_t exempt[64];
+  int nexempt = 0;
+  exempt[nexempt++] = g_rt.agent_tid;
+  for (int i = 0; job && i < job->nexempt && nexempt < 64; i++)
+    exempt[nexempt++] = job->exempt_tids[i];
+  int n = quiesce_all(exempt, nexempt, g_rt.quiesce_timeout_ms, qerr, sizeof qerr);
+  if (n < 0) return fail(qerr);
   uint32_t nslots = 0;
   const ThreadSlot* slots = quiesce_slots(&nslots);
   static ocr_thread_record threads[kMaxThreadSlots + 1];
@@ -399,7 +402,7 @@ int write_checkpoint(const CheckpointRequest& req) {
   // What belongs to the runtime and is never saved: the arena, the tracker's own memory
   // and descriptors, the agent's eventfd.
   static AddressRange areas[16];
-  static int rfds[16];
+  static int rfds[256];
   int nareas = 0, nfds = 0;
   areas[nareas++] = {g_rt.arena->begin(), g_rt.arena->end()};
   rfds[nfds++] = g_rt.eventfd.load();
@@ -409,10 +412,15 @@ int write_checkpoint(const CheckpointRequest& req) {
     for (int i = 0; i < n && nareas < 16; i++) areas[nareas++] = {st[i], en[i]};
     nfds += g_rt.tracker->owned_fds(rfds + nfds, 15);
   }
+  for (int i = 0; job && i < job->nfds && nfds < 256; i++) rfds[nfds++] = job->runtime_fds[i];
   spec.runtime_areas = areas;
   spec.nareas = nareas;
   spec.runtime_fds = rfds;
   spec.nfds = nfds;
+  if (job) {
+    spec.mpi_runtime_areas = job->mpi_areas;
+    spec.nmpi_areas = job->nmpi_areas;
+  }
   spec.tracker = g_rt.tracker_backend != DirtyBackend::kNone ? g_rt.tracker : nullptr;
   spec.incremental = incremental;
   spec.parent = parent_ref;
@@ -431,6 +439,13 @@ int write_checkpoint(const CheckpointRequest& req) {
     snprintf(g_rt.parent_path, sizeof g_rt.parent_path, "%s", g_rt.final_path);
     g_rt.parent_hash = wr.header_hash;
     g_rt.parent_chain = wr.chain_length;
+  }
+  if (out) {
+    out->wr = wr;
+    out->micros = micros;
+    out->threads = nthreads;
+    out->incremental = incremental;
+    if (rc != 0) snprintf(out->message, sizeof out->message, "%s", wr.message);
   }
   if (rc == 0 && req.term) {
     // Report, then end without running exit handlers: flushing stdio now would print
@@ -510,6 +525,7 @@ void* agent_main(void*) {
     } else if (!err.empty()) {
       log("ignoring request: %s", err.c_str());
     }
+    if (JobWakeHook hook = g_rt.job_hook.load()) hook();
   }
   return nullptr;
 }
@@ -573,6 +589,42 @@ __attribute__((destructor)) void runtime_fini() {
 }
 
 }  // namespace
+
+void set_job_wake_hook(JobWakeHook hook) {
+  g_rt.job_hook.store(hook);
+}
+
+void wake_agent() {
+  uint64_t one = 1;
+  int fd = g_rt.eventfd.load();
+  if (fd >= 0 && write(fd, &one, sizeof one) < 0) { /* the agent is busy; nothing to do */
+  }
+}
+
+uint32_t restart_count() {
+  return g_rt.restarts.load();
+}
+
+int job_image(const JobImageRequest& request, JobImageOutcome* outcome) {
+  CheckpointRequest none;  // id 0: nothing goes through the control channel
+  hints::run_callbacks(OMPI_CR_PHASE_CHECKPOINT);
+  if (!hints::begin_checkpoint_barrier(g_rt.cs_timeout_ms)) {
+    snprintf(outcome->message, sizeof outcome->message,
+             "critical sections stayed open for more than %d ms", g_rt.cs_timeout_ms);
+    hints::run_callbacks(OMPI_CR_PHASE_CONTINUE);
+    return -1;
+  }
+  int rc = write_checkpoint(none, &request, outcome);
+  hints::end_checkpoint_barrier();
+  if (rc == 1) {
+    register_agent();
+    log("restored (generation %u)", g_rt.restarts.load());
+    hints::run_callbacks(OMPI_CR_PHASE_RESTART);
+    return 1;
+  }
+  hints::run_callbacks(OMPI_CR_PHASE_CONTINUE);
+  return rc;
+}
 
 namespace hints {
 
