@@ -10,6 +10,7 @@ packages=(
   openmpi-bin libopenmpi-dev libpmix-dev
   libhdf5-dev hdf5-tools libhwloc-dev
   gfortran procps util-linux file binutils
+  python3
 )
 
 missing=()
