@@ -6,8 +6,10 @@ Reads the MPI Forum's machine-readable API (spec/apis.json) and our per-function
 
   crcp_wrappers.c    one `MPI_X(...)` per function of wrap_spec.txt, body by category
                      (crcp_hooks.h), plus ocr_crcp_fn_name()
-  crcp_custom.h      prototypes of ocr_crcp_MPI_X() for the `custom` category
-  crcp_fn_ids.h      enum OCR_FN_MPI_X (ids from the sorted list of names)
+  crcp/crcp_custom.h prototypes of ocr_crcp_MPI_X() for the `custom` category
+  crcp/crcp_fn_ids.h enum OCR_FN_MPI_X (ids from the sorted list of names)
+                     (headers under crcp/: the core includes them as "crcp/...", like
+                     the hand-written headers of src/crcp)
   crcp_unwrapped.c   `int MPI_X(void)` abort stubs for every exported MPI_/MPIX_ symbol
                      that wrap_spec.txt does not name (no mpi.h: such names may not be
                      declared there, or declared as removed)
@@ -284,8 +286,12 @@ def read_exports(libmpi, nm):
     try:
         out = subprocess.run([nm, "-D", "--defined-only", libmpi], check=True,
                              capture_output=True, text=True).stdout
-    except (OSError, subprocess.CalledProcessError) as e:
-        raise SpecError(f"cannot list the symbols of {libmpi} with {nm}: {e}")
+    except OSError as e:
+        raise SpecError(f"cannot run {nm}: {e}")
+    except subprocess.CalledProcessError as e:
+        why = (e.stderr or "").strip().splitlines()
+        raise SpecError(f"cannot list the symbols of {libmpi} with {nm}: "
+                        f"{why[0] if why else e}")
     names = set()
     for line in out.splitlines():
         fields = line.split()
@@ -710,8 +716,8 @@ def gen_wrappers_c(funcs):
              " * exported by libmpi and wrapped; mpi.h marks them deprecated. */",
              '#pragma GCC diagnostic ignored "-Wdeprecated-declarations"', "",
              "#include <stdint.h>", "#include <stdio.h>", "#include <stdlib.h>",
-             "#include <string.h>", "", '#include "crcp_hooks.h"', '#include "crcp_custom.h"',
-             '#include "crcp_fn_ids.h"', RECORD_HELPERS,
+             "#include <string.h>", "", '#include "crcp/crcp_hooks.h"',
+             '#include "crcp/crcp_custom.h"', '#include "crcp/crcp_fn_ids.h"', RECORD_HELPERS,
              "static const char* const ocr_fn_names[OCR_FN_COUNT] = {", "    NULL,"]
     lines += [f'    "{n}",' for n in names]
     lines += ["};", "",
@@ -738,9 +744,9 @@ def gen_unwrapped_c(exports, wrapped):
 
 
 def write_outputs(outdir, files):
-    os.makedirs(outdir, exist_ok=True)
     for name, text in files.items():
         path = os.path.join(outdir, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         # Always rewritten (the build tool compares the outputs' times with the inputs');
         # through a rename so that an interrupted run never leaves half a file.
         tmp = path + ".tmp"
@@ -766,8 +772,8 @@ def main(argv):
         exports = read_exports(args.libmpi, args.nm)
         funcs = check(args.spec, read_spec(args.spec), apis, exports)
         files = {
-            "crcp_fn_ids.h": gen_fn_ids(funcs),
-            "crcp_custom.h": gen_custom_h(funcs),
+            "crcp/crcp_fn_ids.h": gen_fn_ids(funcs),
+            "crcp/crcp_custom.h": gen_custom_h(funcs),
             "crcp_wrappers.c": gen_wrappers_c(funcs),
             "crcp_unwrapped.c": gen_unwrapped_c(exports, {f.name for f in funcs}),
         }

@@ -4,8 +4,9 @@
 # installed libmpi, and writes into ${CMAKE_CURRENT_BINARY_DIR}/generated/:
 #   crcp_wrappers.c crcp_unwrapped.c   compiled here into the OBJECT library
 #                                      ocr_crcp_wrappers (MPI_X symbols, default visibility)
-#   crcp_custom.h crcp_fn_ids.h        for the core: prototypes of ocr_crcp_MPI_X (custom
-#                                      category) and the OCR_FN_MPI_X ids
+#   crcp/crcp_custom.h                 for the core (#include "crcp/crcp_custom.h"):
+#   crcp/crcp_fn_ids.h                 prototypes of ocr_crcp_MPI_X (custom category) and
+#                                      the OCR_FN_MPI_X ids
 # A target compiling against the generated headers must depend on ocr_crcp_generated (or
 # link ocr_crcp_wrappers, which carries the include path). See docs/wrappers.md.
 find_package(MPI COMPONENTS C REQUIRED)
@@ -29,7 +30,7 @@ endif()
 set(OCR_CRCP_GEN_DIR ${CMAKE_CURRENT_BINARY_DIR}/generated)
 set(OCR_CRCP_GEN_OUTPUTS
     ${OCR_CRCP_GEN_DIR}/crcp_wrappers.c ${OCR_CRCP_GEN_DIR}/crcp_unwrapped.c
-    ${OCR_CRCP_GEN_DIR}/crcp_custom.h ${OCR_CRCP_GEN_DIR}/crcp_fn_ids.h)
+    ${OCR_CRCP_GEN_DIR}/crcp/crcp_custom.h ${OCR_CRCP_GEN_DIR}/crcp/crcp_fn_ids.h)
 add_custom_command(
   OUTPUT ${OCR_CRCP_GEN_OUTPUTS}
   COMMAND Python3::Interpreter ${CMAKE_CURRENT_SOURCE_DIR}/gen_wrappers.py
@@ -51,7 +52,10 @@ add_library(ocr_crcp_wrappers OBJECT
   ${OCR_CRCP_GEN_DIR}/crcp_wrappers.c
   ${OCR_CRCP_GEN_DIR}/crcp_unwrapped.c)
 add_dependencies(ocr_crcp_wrappers ocr_crcp_generated)
-target_include_directories(ocr_crcp_wrappers PUBLIC ${OCR_CRCP_GEN_DIR} ${CMAKE_CURRENT_SOURCE_DIR})
+# "crcp/crcp_custom.h" from the generated dir, "crcp/crcp_hooks.h" from src/, and the plain
+# names from src/crcp.
+target_include_directories(ocr_crcp_wrappers PUBLIC
+  ${OCR_CRCP_GEN_DIR} ${PROJECT_SOURCE_DIR}/src ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(ocr_crcp_wrappers PUBLIC MPI::MPI_C)
 # C++ includers of mpi.h (the core) want the C API only.
 target_compile_definitions(ocr_crcp_wrappers PUBLIC OMPI_SKIP_MPICXX=1 MPICH_SKIP_MPICXX=1)

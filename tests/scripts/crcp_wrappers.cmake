@@ -1,6 +1,6 @@
 # Tests of the generated MPI wrappers (src/crcp/wrappers.cmake, gen_wrappers.py): checks on
 # the built objects and generated headers, and the generator's refusals of bad specs.
-# Script: crcp_wrappers.py beside this file. Label "crcp" (ctest -L crcp runs just these).
+# Script: crcp_wrappers.py beside this file. Label "crcp_wrappers" (ctest -L crcp_wrappers runs just these).
 if(NOT TARGET ocr_crcp_wrappers)
   return()
 endif()
@@ -36,4 +36,4 @@ add_test(NAME crcp_wrappers_request_rule COMMAND ${_ocr_script} request_rule ${_
 add_test(NAME crcp_wrappers_unknown_name COMMAND ${_ocr_script} unknown_name ${_ocr_common})
 set_tests_properties(crcp_wrappers_exports crcp_wrappers_link crcp_wrappers_custom_protos
                      crcp_wrappers_request_rule crcp_wrappers_unknown_name
-                     PROPERTIES LABELS "crcp" TIMEOUT 120)
+                     PROPERTIES LABELS "crcp_wrappers" TIMEOUT 120)

@@ -84,7 +84,7 @@ def check_exports(a):
 # Test doubles of the core's side of src/crcp/crcp_hooks.h (only linked, never run).
 HOOK_DOUBLES = r"""
 #include <stddef.h>
-#include "crcp_hooks.h"
+#include "crcp/crcp_hooks.h"
 int ocr_crcp_ckpt_pending;
 void ocr_crcp_safe_point_slow(void) {}
 void ocr_crcp_coll_enter(MPI_Comm comm) { (void)comm; }
@@ -102,10 +102,10 @@ int ocr_crcp_unsupported(const char* name) { (void)name; return MPI_ERR_OTHER; }
 
 
 def check_link(a):
-    with open(os.path.join(a.gendir, "crcp_custom.h"), encoding="utf-8") as f:
+    with open(os.path.join(a.gendir, "crcp", "crcp_custom.h"), encoding="utf-8") as f:
         protos = re.findall(r"^int (ocr_crcp_MPI_\w+)\((.*)\);$", f.read(), re.M)
     # The core's custom functions as doubles: the prototypes with an empty body.
-    doubles = HOOK_DOUBLES + '#include "crcp_custom.h"\n' + "".join(
+    doubles = HOOK_DOUBLES + '#include "crcp/crcp_custom.h"\n' + "".join(
         f"int {n}({params}) {{ return 0; }}\n" for n, params in protos)
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "doubles.c")
@@ -113,7 +113,7 @@ def check_link(a):
         with open(src, "w", encoding="utf-8") as f:
             f.write(doubles)
         cmd = [a.cc, "-shared", "-fPIC", "-Wl,-z,defs", "-o", lib, src,
-               f"-I{a.gendir}", f"-I{a.srcdir}"] + a.mpi_compile.split(";") + \
+               f"-I{a.gendir}", f"-I{os.path.dirname(a.srcdir)}"] + a.mpi_compile.split(";") + \
             a.objects.split(";") + [a.libmpi]
         r = subprocess.run([c for c in cmd if c], capture_output=True, text=True)
         if r.returncode != 0:
@@ -128,7 +128,7 @@ def check_link(a):
 
 
 def check_custom_protos(a):
-    with open(os.path.join(a.gendir, "crcp_custom.h"), encoding="utf-8") as f:
+    with open(os.path.join(a.gendir, "crcp", "crcp_custom.h"), encoding="utf-8") as f:
         declared = set(re.findall(r"\bocr_crcp_(MPI_\w+)\(", f.read()))
     custom = {n for n, c in spec_rows(a.spec) if c == "custom"}
     problems = [f"{n}: custom in wrap_spec.txt, no ocr_crcp_{n} in crcp_custom.h"
