@@ -1,9 +1,15 @@
-// ompi-checkpoint: asks the ompi-cr runtime inside a running process for a checkpoint and
-// waits for the outcome. The process is checked first (exists, is ours, really runs the
-// runtime) so that the trigger signal, whose default action may be to kill, is never
-// sent to a process that would not understand it.
-#include <fcntl.h>
-#include <sys/random.h>
+// ompi-checkpoint: asks for a checkpoint and waits for the outcome, in one of two modes.
+//
+//   ompi-checkpoint [options] PID_OF_MPIRUN   a whole MPI job started with
+//                                             `mpirun --am ft-enable-cr` (checkpoint_job.cpp):
+//                                             prints "Snapshot Ref.: <seq> <global snapshot dir>"
+//   ompi-checkpoint --pid PID [options]       one process started with ompi-cr-run (below):
+//                                             prints "Image: <image path>"
+//
+// A positional PID is classified first (an mpirun of a C/R job, else a process with an
+// ompi-cr agent), and the target is checked (exists, is ours, really runs the runtime) so
+// that the trigger signal, whose default action may be to kill, is never sent to a
+// process that would not understand it.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,111 +20,18 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
-#include <sstream>
 #include <string>
+#include <vector>
 
 #include "build_config.h"
 #include "crs/skip_reasons.h"
 #include "snapc/control_channel.h"
+#include "tools/checkpoint_common.h"
 #include "tools/tool_paths.h"
 
+namespace ocr::tools::checkpoint {
+
 namespace {
-
-constexpr const char* kTool = "ompi-checkpoint";
-
-struct Options {
-  int pid = 0;
-  bool term = false;
-  bool verbose = false;
-  bool incremental = false;
-  bool full = false;
-  std::string snapshot_dir;
-  double timeout = 600;
-};
-
-volatile sig_atomic_t g_interrupted = 0;
-
-void on_interrupt(int) {
-  g_interrupted = 1;
-}
-
-[[noreturn]] void fail(const std::string& message) {
-  ocr::tools::die(kTool, message);
-}
-
-std::string describe(int pid) {
-  return "process " + std::to_string(pid) + " (" + ocr::tools::process_name(pid) + ")";
-}
-
-// Real and effective uid from /proc/<pid>/status; false if the process is gone.
-bool process_uids(int pid, unsigned* ruid, unsigned* euid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.compare(0, 4, "Uid:") == 0) {
-      std::istringstream fields(line.substr(4));
-      return static_cast<bool>(fields >> *ruid >> *euid);
-    }
-  }
-  return false;
-}
-
-// The runtime maps libompi-cr.so (soname versions included, and " (deleted)" if the file
-// was replaced since). An agent file alone could be stale from an earlier incarnation.
-bool maps_runtime_library(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/maps");
-  std::string line;
-  while (std::getline(in, line)) {
-    size_t slash = line.rfind('/');
-    if (slash == std::string::npos) continue;
-    if (line.compare(slash + 1, 13, "libompi-cr.so") == 0) {
-      char next = slash + 14 < line.size() ? line[slash + 14] : '\0';
-      if (next == '\0' || next == '.' || next == ' ') return true;
-    }
-  }
-  return false;
-}
-
-// The runtime resolves its control directory from its own environment; use the same one
-// (its initial environment is the best view we have) so both sides meet.
-void adopt_control_dir_of(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
-  if (!in) return;  // not readable: keep ours
-  std::string entry;
-  const std::string key = "OMPI_CR_CONTROL_DIR=";
-  while (std::getline(in, entry, '\0')) {
-    if (entry.compare(0, key.size(), key) == 0) {
-      setenv("OMPI_CR_CONTROL_DIR", entry.c_str() + key.size(), 1);
-      return;
-    }
-  }
-  unsetenv("OMPI_CR_CONTROL_DIR");
-}
-
-uint64_t random_id() {
-  uint64_t id = 0;
-  while (id == 0) {
-    if (getrandom(&id, sizeof id, 0) != sizeof id) {
-      timespec ts;
-      clock_gettime(CLOCK_MONOTONIC, &ts);
-      id = (static_cast<uint64_t>(ts.tv_nsec) << 20) ^ static_cast<uint64_t>(getpid()) ^
-           static_cast<uint64_t>(ts.tv_sec);
-    }
-  }
-  return id;
-}
-
-std::string millis(uint64_t micros) {
-  char b[48];
-  snprintf(b, sizeof b, "%llu.%03llu ms", static_cast<unsigned long long>(micros / 1000),
-           static_cast<unsigned long long>(micros % 1000));
-  return b;
-}
-
-bool process_gone(int pid, uint64_t start_time) {
-  char state = ocr::process_state(pid);
-  return state == 0 || state == 'Z' || state == 'X' || ocr::process_start_time(pid) != start_time;
-}
 
 // ompi-restart (ompi-cr-restore) usually restores the program in a child that has the
 // program's old PID and stays behind as its waiting parent; its own PID is the one users
@@ -139,8 +52,9 @@ int follow_restorer(int pid) {
   return child;
 }
 
-// One process started with ompi-cr-run (or with the runtime preloaded by hand). The MPI
-// path (PID of mpirun, global snapshot) will sit next to this one.
+}  // namespace
+
+// One process started with ompi-cr-run (or with the runtime preloaded by hand).
 int checkpoint_process(const Options& opt) {
   const int pid = follow_restorer(opt.pid);
   const std::string proc = "process " + std::to_string(pid);
@@ -183,10 +97,7 @@ int checkpoint_process(const Options& opt) {
   req.kind = opt.incremental ? "incremental" : "full";
   if (!opt.snapshot_dir.empty()) req.snapshot_dir = ocr::tools::absolute_path(opt.snapshot_dir);
 
-  struct sigaction sa {};
-  sa.sa_handler = on_interrupt;
-  sigemptyset(&sa.sa_mask);
-  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaction(s, &sa, nullptr);
+  catch_interrupts();
 
   if (!ocr::write_request(pid, req, &err, euid))
     fail("cannot request a checkpoint of " + describe(pid) + ": " + err);
@@ -217,12 +128,12 @@ int checkpoint_process(const Options& opt) {
     clock_gettime(CLOCK_MONOTONIC, &now);
     const double elapsed =
         static_cast<double>(now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) * 1e-9;
-    if (g_interrupted || elapsed > opt.timeout) {
+    if (interrupted() || elapsed > opt.timeout) {
       const bool never_seen = ocr::withdraw_request(pid, req.id, euid);
       char limit[32];
       snprintf(limit, sizeof limit, "%g", opt.timeout);
       std::string why;
-      if (g_interrupted)
+      if (interrupted())
         why = never_seen ? "interrupted (request withdrawn before the process took it)"
                          : "interrupted (the checkpoint may still complete)";
       else
@@ -252,32 +163,103 @@ int checkpoint_process(const Options& opt) {
   return 0;
 }
 
+namespace {
+
+bool is_mpirun_name(const std::string& name) {
+  return name == "mpirun" || name == "mpiexec" || name == "orterun" || name == "prterun" ||
+         name == "prun";
+}
+
+std::string exe_name(int pid) {
+  char exe[4096];
+  const std::string link = "/proc/" + std::to_string(pid) + "/exe";
+  ssize_t n = readlink(link.c_str(), exe, sizeof exe - 1);
+  if (n <= 0) return "";
+  exe[n] = 0;
+  std::string name = exe;
+  return name.substr(name.rfind('/') + 1);
+}
+
+// A positional PID: an mpirun of a C/R job (job mode), a process with an ompi-cr agent
+// (process mode), else a one-line refusal.
+int dispatch(Options opt) {
+  const int64_t pid64 = opt.job_pid;
+  const int pid = static_cast<int>(pid64);
+  const char state = ocr::process_state(pid);
+  if (opt.list && (state == 0 || state == 'Z') && !opt.snapshot_dir.empty())
+    return list_snapshots(opt);  // a finished job's snapshots, given where they are
+  if (state == 0) fail("PID " + std::to_string(pid) + " does not exist");
+  if (state == 'Z' || state == 'X') fail(describe(pid) + " has already exited");
+  unsigned euid = 0;
+  require_ours(pid, &euid);
+  std::vector<std::string> env;
+  if (!process_environ(pid, &env))
+    fail("cannot read the environment of " + describe(pid) + ": " + strerror(errno));
+  std::string v;
+  const std::string* job = env_value(env, "OMPI_CR_MPIRUN_PID", &v);
+  if (job && *job == std::to_string(pid))
+    return opt.list ? list_snapshots(opt) : checkpoint_job(opt);
+  // A rank alone must not be checkpointed behind its peers' backs: the cut would not be
+  // consistent.
+  if (job)
+    fail(describe(pid) + " is a rank of the MPI job of mpirun " + *job +
+         "; checkpoint the job: ompi-checkpoint " + *job);
+  if (opt.list) fail(describe(pid) + " is not an mpirun of a job running with C/R");
+  const bool mpirun =
+      is_mpirun_name(ocr::tools::process_name(pid)) || is_mpirun_name(exe_name(pid));
+  adopt_control_dir_of(pid);
+  ocr::AgentInfo agent;
+  if (!mpirun && (maps_runtime_library(pid) || ocr::read_agent_info(pid, &agent, nullptr, euid))) {
+    opt.pid = pid;
+    return checkpoint_process(opt);
+  }
+  if (mpirun) fail(describe(pid) + " is an mpirun not started with --am ft-enable-cr");
+  fail(describe(pid) + " is not an mpirun of a job running with C/R");
+}
+
 }  // namespace
 
+}  // namespace ocr::tools::checkpoint
+
 int main(int argc, char** argv) {
+  using namespace ocr::tools::checkpoint;
   CLI::App app{
-      "Checkpoint a process started with ompi-cr-run. On success the last line of output is\n"
-      "\"Image: <absolute path of the image>\".",
+      "Checkpoint an MPI job started with `mpirun --am ft-enable-cr` (give the PID of mpirun;\n"
+      "on success the last line of output is \"Snapshot Ref.: <seq> <global snapshot dir>\"),\n"
+      "or one process started with ompi-cr-run (--pid; the last line is \"Image: <path>\").",
       kTool};
   Options opt;
-  app.add_option("--pid", opt.pid, "PID of the process to checkpoint")
-      ->required()
-      ->check(CLI::Range(1, 4194304));
-  app.add_flag("--term", opt.term, "End the process after a successful checkpoint");
+  auto* positional = app.add_option("PID_OF_MPIRUN", opt.job_pid, "PID of the job's mpirun")
+                         ->check(CLI::Range(1, 4194304));
+  auto* pid = app.add_option("--pid", opt.pid, "PID of one process started with ompi-cr-run")
+                  ->check(CLI::Range(1, 4194304));
+  pid->excludes(positional);
+  app.add_flag("--term", opt.term, "End the job (process) after a successful checkpoint");
   auto* inc = app.add_flag("--incremental", opt.incremental,
-                           "Save only pages written since the process's previous image "
-                           "(which becomes this image's parent)");
-  auto* full = app.add_flag("--full", opt.full, "Save a complete image (the default)");
+                           "Save only pages written since the previous image (which becomes "
+                           "this image's parent)");
+  auto* full = app.add_flag("--full", opt.full, "Save complete images (the default)");
   inc->excludes(full);
   app.add_option("--snapshot-dir", opt.snapshot_dir,
-                 "Directory for the image (default: the process's OMPI_CR_SNAPSHOT_DIR, else "
+                 "Base directory of the snapshot (default: the job's OMPI_CR_SNAPSHOT_DIR, else "
                  "$HOME)");
   app.add_flag("-v,--verbose", opt.verbose, "Report what was saved and skipped");
+  app.add_flag("-s,--status", opt.status, "Print the progress of a job checkpoint");
+  auto* nowait =
+      app.add_flag("-w,--nowait", opt.nowait, "Return once the request is sent (prints its id)");
+  auto* list = app.add_flag("-l,--list", opt.list,
+                            "List the job's complete snapshots instead of taking one");
+  list->excludes(nowait);
   app.add_option("--timeout", opt.timeout, "Seconds to wait for the checkpoint")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.set_version_flag("--version", OMPI_CR_VERSION);
   ocr::tools::parse_or_exit(app, argc, argv, kTool);
   fflush(stdout);
-  return checkpoint_process(opt);
+  if (opt.pid) {
+    if (opt.list || opt.nowait) fail("--list and --nowait need the PID of an mpirun, not --pid");
+    return checkpoint_process(opt);
+  }
+  if (!opt.job_pid) fail("invalid arguments: give the PID of mpirun, or --pid PID (see --help)");
+  return dispatch(opt);
 }
