@@ -1,5 +1,7 @@
 // ompi-cr-info: validates an image like the restorer does and prints what is in it, for
 // users ("why is my image so big", "what was excluded") and for debugging the writer.
+// Given a global snapshot directory (global_snapshot_meta.h5 inside), it summarises the
+// job, every complete snapshot and each rank's part instead.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,6 +16,7 @@
 #include "build_config.h"
 #include "crs/image_reader.h"
 #include "crs/skip_reasons.h"
+#include "snapc/global_snapshot.h"
 #include "tools/tool_paths.h"
 
 namespace {
@@ -212,16 +215,88 @@ void print_image(const std::vector<ocr::Image>& chain) {
   if (img.have_sigactions) printf("%d handler%s installed\n", handlers, handlers == 1 ? "" : "s");
 }
 
+std::string wall_time(double unix_seconds) {
+  return timestamp(static_cast<uint64_t>(unix_seconds * 1e9));
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const std::string& a : v) s += (s.empty() ? "" : " ") + a;
+  return s;
+}
+
+void print_global(const ocr::snapc::GlobalSnapshot& g) {
+  const ocr::snapc::JobInfo& j = g.job;
+  printf("Global snapshot: %s\n", g.dir.c_str());
+  printf("Job:         mpirun pid %lld, %d rank%s on %zu host%s (%s)\n",
+         static_cast<long long>(j.mpirun_pid), j.nprocs, j.nprocs == 1 ? "" : "s", j.hosts.size(),
+         j.hosts.size() == 1 ? "" : "s", join(j.hosts).c_str());
+  printf("Command:     %s\n", join(j.argv).c_str());
+  printf("Directory:   %s\n", j.cwd.c_str());
+  printf("MPI library: %s\n", j.mpi_library.empty() ? "-" : j.mpi_library.c_str());
+  for (const std::string& e : j.environment) printf("Environment: %s\n", e.c_str());
+  printf("Snapshots:   %zu complete\n", g.snapshots.size());
+  for (const ocr::snapc::SnapshotInfo& s : g.snapshots) {
+    uint64_t bytes = 0, msgs = 0, msg_bytes = 0;
+    for (const ocr::snapc::RankRecord& r : s.ranks) {
+      bytes += r.bytes_written;
+      msgs += r.drained_messages;
+      msg_bytes += r.drained_bytes;
+    }
+    printf("\nSnapshot %llu: %s", static_cast<ull>(s.seq), s.kind.c_str());
+    if (s.parent_seq >= 0) printf(" (parent %lld)", static_cast<long long>(s.parent_seq));
+    printf("%s\n", s.term ? ", job ended after it (--term)" : "");
+    printf("  Committed: %s (started %s)\n", wall_time(s.committed).c_str(),
+           wall_time(s.started).c_str());
+    printf("  Timings:   coordination %.3f s, writing %.3f s, total %.3f s\n",
+           s.coordination_seconds, s.write_seconds, s.total_seconds);
+    printf("  Written:   %llu bytes (%s); drained %llu messages (%llu bytes)\n",
+           static_cast<ull>(bytes), human(bytes).c_str(), static_cast<ull>(msgs),
+           static_cast<ull>(msg_bytes));
+    printf("  %-5s %-16s %-8s %10s %10s %9s %9s %8s  %s\n", "rank", "host", "pid", "bytes", "pages",
+           "drained", "dr.bytes", "write s", "image");
+    for (const ocr::snapc::RankRecord& r : s.ranks) {
+      printf("  %-5d %-16s %-8d %10s %10llu %9llu %9llu %8.3f  %s/%s\n", r.rank, r.host, r.pid,
+             human(r.bytes_written).c_str(), static_cast<ull>(r.pages_saved),
+             static_cast<ull>(r.drained_messages), static_cast<ull>(r.drained_bytes),
+             r.write_seconds, g.dir.c_str(), r.image_path);
+      std::string skipped;
+      for (unsigned i = 0; i < OCR_SKIP_REASONS; i++)
+        if (r.pages_skipped[i])
+          skipped += std::string(skipped.empty() ? "" : ", ") + ocr::skip_reason_name(i) + " " +
+                     std::to_string(r.pages_skipped[i]);
+      if (!skipped.empty()) printf("        skipped pages: %s\n", skipped.c_str());
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Validate a process image and print what it holds.", kTool};
+  CLI::App app{
+      "Validate a process image and print what it holds; or, given a global snapshot\n"
+      "directory of an MPI job, summarise its snapshots and ranks.",
+      kTool};
   std::string image;
   bool no_verify = false;
-  app.add_option("IMAGE", image, "Image file")->required();
+  app.add_option("IMAGE", image, "Image file, or global snapshot directory")->required();
   app.add_flag("--no-verify", no_verify, "Skip the checksums of the page data (faster)");
   app.set_version_flag("--version", OMPI_CR_VERSION);
   ocr::tools::parse_or_exit(app, argc, argv, kTool);
+
+  struct stat dst;
+  const std::string target = ocr::tools::absolute_path(image);
+  if (stat(target.c_str(), &dst) == 0 && S_ISDIR(dst.st_mode)) {
+    if (access((target + "/" + ocr::snapc::kMetaFileName).c_str(), F_OK) != 0)
+      ocr::tools::die(kTool, target,
+                      std::string("a directory without ") + ocr::snapc::kMetaFileName +
+                          " (not a global snapshot)");
+    ocr::snapc::GlobalSnapshot g;
+    std::string gerr;
+    if (!ocr::snapc::read_global_snapshot(target, &g, &gerr)) ocr::tools::die(kTool, gerr);
+    print_global(g);
+    return 0;
+  }
 
   ocr::ReadOptions opt;
   opt.verify_data = !no_verify;
