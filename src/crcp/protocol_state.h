@@ -1,0 +1,111 @@
+// The rank-local half of the coordination protocol (docs/protocol.md): message counters,
+// the checkpoint flag every wrapper reads, collective targets, and the park loop in which
+// an application thread waits at a safe point (draining messages meanwhile) until the
+// agent either lets it run on to a collective target or releases it after the image.
+//
+// Application threads enter through ocr_crcp_safe_point_slow() / coll_enter; the agent
+// thread (coordinator.cpp) drives the rounds through the agent_* functions.
+#pragma once
+
+#include <mpi.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "crcp/comm_table.h"
+
+namespace ocr::crcp {
+
+enum class MpiPhase : int { kBeforeInit = 0, kRunning = 1, kFinalizing = 2, kFinalized = 3 };
+
+struct Counters {
+  int size = 0;
+  std::unique_ptr<std::atomic<uint64_t>[]> sent;  // messages sent to world rank i
+  std::unique_ptr<std::atomic<uint64_t>[]> recv;  // messages received from world rank i
+  std::atomic<uint64_t> drained_messages{0}, drained_bytes{0};  // cumulative
+};
+
+struct ProtocolState {
+  std::atomic<int> phase{0};
+  int world_rank = -1, world_size = 0;
+  int thread_level = MPI_THREAD_SINGLE;
+  Counters counters;
+  // What belongs to the MPI library (found around MPI_Init): left out of images.
+  std::vector<pid_t> library_tids;
+  std::vector<int> library_fds;
+  std::string library_version;
+
+  std::mutex mu;                 // guards everything below
+  std::atomic<uint32_t> gen{0};  // futex word: parked threads wait on it
+  bool cut = false;              // the cut is decided: parked threads stay out of the library
+  bool term = false;             // with the release: end the job (ompi-checkpoint --term)
+  std::unordered_map<uint64_t, uint64_t> targets;  // comm id -> collective target
+  int parked = 0;                                  // application threads in the park loop
+  int idle = 0;             // of those, waiting outside the library (after the cut)
+  uint64_t incomplete = 0;  // send and collective requests not complete at the last drain
+};
+
+extern ProtocolState g_proto;
+
+inline bool checkpoint_pending();
+
+inline void count_send(const CommInfo* c, int dest) {
+  int w = c->world_of(dest);
+  if (w >= 0) g_proto.counters.sent[w].fetch_add(1, std::memory_order_relaxed);
+}
+inline void count_recv(const CommInfo* c, int source) {
+  int w = c->world_of(source);
+  if (w >= 0) g_proto.counters.recv[w].fetch_add(1, std::memory_order_relaxed);
+}
+
+void counters_init(int world_size);
+
+// The park loop (safe point with a checkpoint pending).
+void park_here();
+
+// --- agent side ----------------------------------------------------------------------
+struct LocalSnapshot {
+  bool ready = false;  // parked at a safe point, not behind any target, nothing incomplete
+  int parked = 0;
+  uint64_t incomplete = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> seqs;  // (comm id, collectives entered)
+  std::vector<uint64_t> sent, recv;                 // per world rank
+  uint64_t drained_messages = 0, drained_bytes = 0;
+};
+void agent_begin();  // raises the checkpoint flag
+LocalSnapshot agent_snapshot();
+void agent_set_targets(const std::unordered_map<uint64_t, uint64_t>& targets);
+// Tells parked threads to stay out of the library and waits until they all do. False if
+// no application thread is parked (then there is nothing to cut).
+bool agent_cut();
+// Lets the threads go on (term: they end the job instead).
+void agent_release(bool term);
+
+// The drain step the park loop runs (drain.cpp): completes what can complete, receives
+// in-flight messages into drain buffers. Returns the number of send and collective
+// requests still incomplete. Called with g_proto.mu held, on an application thread.
+uint64_t drain_step();
+
+// Receive requests still posted in the library at the cut (their buffers hold no
+// message: left out of the image).
+struct PostedReceive {
+  void* lo;
+  size_t len;
+};
+std::vector<PostedReceive> posted_receives();
+
+}  // namespace ocr::crcp
+
+extern "C" int ocr_crcp_ckpt_pending;
+
+namespace ocr::crcp {
+inline bool checkpoint_pending() {
+  return __atomic_load_n(&ocr_crcp_ckpt_pending, __ATOMIC_RELAXED) != 0;
+}
+}  // namespace ocr::crcp
