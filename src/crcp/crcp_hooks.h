@@ -55,12 +55,26 @@ MPI_Request ocr_crcp_coll_request(MPI_Request real, MPI_Comm comm);
 void ocr_crcp_comm_created(MPI_Comm parent, MPI_Comm newcomm, int fn);
 void ocr_crcp_comm_freeing(MPI_Comm comm);
 
-/* Replay log of object-creating calls (record layout: docs/protocol.md, "Replay log"). */
+/* Replay log of object-creating calls (record layout: docs/wrappers.md, "Replay records"). */
 void ocr_crcp_replay_append(int fn, const void* record, size_t len);
 
 /* Fails loudly: prints "ompi-cr: MPI_X is not supported under checkpoint/restart ..." and
  * aborts the job. Returns only to satisfy the wrapper's return type. */
 int ocr_crcp_unsupported(const char* name);
+
+/* ---- proxy mode (a rank restored by ompi-restart; docs/proxy.md) -------------------
+ * Non-zero in a restored rank: its MPI library is a separate process (ompi-cr-proxy)
+ * reached through a shared-memory channel. The old library's code and memory are still
+ * mapped and keep answering calls that only read or build local objects (datatypes,
+ * groups, ops, attributes, queries on communicators that existed at the checkpoint);
+ * everything that communicates goes to ocr_proxy_MPI_X (crcp_proxy.h). */
+extern int ocr_crcp_proxied;
+/* Non-zero when `comm` was created after the restart (it has no object in the old
+ * library, so even local calls on it go to ocr_proxy_MPI_X). */
+int ocr_crcp_proxy_born(MPI_Comm comm);
+/* The default of every ocr_proxy_MPI_X the core does not implement: prints
+ * "ompi-cr: MPI_X is not supported in a restarted job (proxy mode) ..." and aborts. */
+int ocr_crcp_unsupported_in_proxy(const char* name);
 
 #ifdef __cplusplus
 }
