@@ -8,6 +8,9 @@ Reads the MPI Forum's machine-readable API (spec/apis.json) and our per-function
                      (crcp_hooks.h), plus ocr_crcp_fn_name()
   crcp/crcp_custom.h prototypes of ocr_crcp_MPI_X() for the `custom` category
   crcp/crcp_fn_ids.h enum OCR_FN_MPI_X (ids from the sorted list of names)
+  crcp/crcp_proxy.h  prototypes of ocr_proxy_MPI_X(), where a restored rank (proxy mode,
+                     crcp_hooks.h) dispatches; crcp_wrappers.c also defines each of them
+                     weak (the default the core's strong definitions override)
                      (headers under crcp/: the core includes them as "crcp/...", like
                      the hand-written headers of src/crcp)
   crcp_unwrapped.c   `int MPI_X(void)` abort stubs for every exported MPI_/MPIX_ symbol
@@ -40,6 +43,15 @@ CATEGORIES = (
 # A call carrying a request or a message handle touches the virtual requests of the core;
 # only the core (custom), the nonblocking-collective path or an abort may handle it.
 REQUEST_CATEGORIES = ("custom", "collective_nb", "unsupported")
+
+# Proxy mode (crcp_hooks.h; docs/wrappers.md, "Proxy mode"): in a restored rank these
+# categories always go to ocr_proxy_MPI_X (they communicate or make communicators) ...
+PROXY_ALWAYS_CATEGORIES = ("collective", "collective_nb", "comm_create", "comm_free")
+# ... these only when one of their input communicators was created after the restart (the
+# old library still answers for everything else: local objects, pre-checkpoint comms) ...
+PROXY_BORN_CATEGORIES = ("query", "local", "logged")
+# ... and these always, whatever their category (the old library is no longer part of the job).
+PROXY_ALWAYS_FUNCTIONS = ("MPI_Abort",)
 
 # ---- C rendering of apis.json parameter kinds ---------------------------------------------
 # apis.json describes each parameter by a semantic kind; the ISO C type follows from the kind
@@ -264,6 +276,26 @@ class Function:
     def kinds(self):
         return {p.kind for p in self.params}
 
+    def proxy_comms(self):
+        """The in/inout COMMUNICATOR parameters a proxied call tests with
+        ocr_crcp_proxy_born() (their value on entry: *c for an inout one)."""
+        return [p.name if p.ptr == 0 else f"*{p.name}" for p in self.params
+                if p.kind == "COMMUNICATOR" and p.direction in ("in", "inout")
+                and not p.is_array and p.ptr <= 1]
+
+    @property
+    def proxy(self):
+        """None, "always" (dispatch whenever proxied) or "born" (only for a communicator
+        created after the restart): see PROXY_* above. Never for custom (the core handles
+        proxy mode itself) nor unsupported (aborts either way)."""
+        if self.category in ("custom", "unsupported"):
+            return None
+        if self.name in PROXY_ALWAYS_FUNCTIONS or self.category in PROXY_ALWAYS_CATEGORIES:
+            return "always"
+        if self.category in PROXY_BORN_CATEGORIES and self.proxy_comms():
+            return "born"
+        return None
+
     def first(self, kind, directions):
         for p in self.params:
             if p.kind == kind and p.direction in directions and not p.is_array:
@@ -380,6 +412,14 @@ def category_problems(fn):
         problems.append(f"returns {fn.ret}: only query or unsupported can wrap it")
     if any(p.is_varargs for p in fn.params) and fn.category not in ("query", "unsupported"):
         problems.append("is variadic: only query (arguments dropped) or unsupported")
+    if fn.category in PROXY_BORN_CATEGORIES and any(
+            p.kind == "COMMUNICATOR" and p.direction in ("in", "inout") and
+            (p.is_array or p.ptr > 1) for p in fn.params):
+        problems.append("has an array of input communicators: proxy mode cannot test them "
+                        "with ocr_crcp_proxy_born (make it custom)")
+    if fn.proxy and any(p.is_varargs for p in fn.params):
+        problems.append("is variadic and takes a communicator: proxy mode cannot forward it "
+                        "(make it custom)")
     if fn.category in ("logged", "comm_create"):
         for p in fn.params:
             try:
@@ -612,19 +652,32 @@ def save_inouts(fn):
     return lines, saved
 
 
+def proxy_dispatch(fn):
+    """The proxy-mode test of fn's wrapper ([] when fn never dispatches): placed right after
+    the entry hook, before anything touches the old library."""
+    if not fn.proxy:
+        return []
+    test = "__builtin_expect(ocr_crcp_proxied, 0)"
+    if fn.proxy == "born":
+        borns = " || ".join(f"ocr_crcp_proxy_born({c})" for c in fn.proxy_comms())
+        test += f" && ({borns})" if len(fn.proxy_comms()) > 1 else f" && {borns}"
+    return [f"  if ({test}) return ocr_proxy_{fn.name}({fn.call_args()});"]
+
+
 def wrapper(fn):
     """The C definition of MPI_X."""
     head = f"{fn.ret} {fn.name}({fn.param_list()}) {{"
     body = []
     call = f"P{fn.name}({fn.call_args()})"
     cat = fn.category
+    proxy = proxy_dispatch(fn)
     if cat == "query":
-        body.append(f"  return {call};")
+        body += proxy + [f"  return {call};"]
     elif cat == "local":
-        body += ["  ocr_crcp_safe_point();", f"  return {call};"]
+        body += ["  ocr_crcp_safe_point();"] + proxy + [f"  return {call};"]
     elif cat == "collective":
         comm = fn.first("COMMUNICATOR", ("in",)).name
-        body += [f"  ocr_crcp_coll_enter({comm});",
+        body += [f"  ocr_crcp_coll_enter({comm});"] + proxy + [
                  f"  int ocr_rc = {call};",
                  f"  ocr_crcp_coll_exit({comm});",
                  "  return ocr_rc;"]
@@ -632,8 +685,8 @@ def wrapper(fn):
         comm = fn.first("COMMUNICATOR", ("in",)).name
         req = fn.first("REQUEST", ("out",)).name
         call = f"P{fn.name}({fn.call_args({req: '&ocr_real'})})"
-        body += [f"  MPI_Request ocr_real = MPI_REQUEST_NULL;",
-                 f"  ocr_crcp_coll_enter({comm});",
+        body += ["  MPI_Request ocr_real = MPI_REQUEST_NULL;",
+                 f"  ocr_crcp_coll_enter({comm});"] + proxy + [
                  f"  int ocr_rc = {call};",
                  f"  ocr_crcp_coll_exit({comm});",
                  f"  *{req} = ocr_rc == MPI_SUCCESS ? ocr_crcp_coll_request(ocr_real, {comm})"
@@ -641,14 +694,14 @@ def wrapper(fn):
                  "  return ocr_rc;"]
     elif cat == "logged":
         saves, saved = save_inouts(fn)
-        body += ["  ocr_crcp_safe_point();"] + saves
+        body += ["  ocr_crcp_safe_point();"] + proxy + saves
         body += [f"  int ocr_rc = {call};", "  if (ocr_rc == MPI_SUCCESS) {"]
         body += record_block(fn, saved)
         body += ["  }", "  return ocr_rc;"]
     elif cat == "comm_create":
         parent = fn.first("COMMUNICATOR", ("in",)).name
         newcomm = fn.first("COMMUNICATOR", ("out",)).name
-        body += [f"  ocr_crcp_coll_enter({parent});",
+        body += [f"  ocr_crcp_coll_enter({parent});"] + proxy + [
                  f"  int ocr_rc = {call};",
                  f"  ocr_crcp_coll_exit({parent});",
                  "  if (ocr_rc == MPI_SUCCESS) {",
@@ -657,7 +710,8 @@ def wrapper(fn):
         body += ["  }", "  return ocr_rc;"]
     elif cat == "comm_free":
         comm = fn.first("COMMUNICATOR", ("inout",)).name
-        body += ["  ocr_crcp_safe_point();",
+        # The proxy implementation does the bookkeeping of ocr_crcp_comm_freeing itself.
+        body += ["  ocr_crcp_safe_point();"] + proxy + [
                  f"  ocr_crcp_comm_freeing(*{comm});",
                  f"  return {call};"]
     elif cat == "custom":
@@ -708,6 +762,52 @@ def gen_custom_h(funcs):
     return "\n".join(lines)
 
 
+def gen_proxy_h(funcs):
+    lines = [banner("Prototypes of the proxy-mode implementations (docs/wrappers.md, "
+                    "\"Proxy mode\")."),
+             "#ifndef OMPI_CR_CRCP_PROXY_H", "#define OMPI_CR_CRCP_PROXY_H", "",
+             "/* In a restored rank (ocr_crcp_proxied != 0) the wrapper of MPI_X calls",
+             " * ocr_proxy_MPI_X(args) instead of PMPI_X: always for the collective,",
+             " * collective_nb, comm_create and comm_free functions (right after",
+             " * ocr_crcp_coll_enter / ocr_crcp_safe_point; the implementation does the rest",
+             " * of the bookkeeping: coll_exit, request wrapping, comm registration or",
+             " * ocr_crcp_comm_freeing, replay records) and MPI_Abort; for the query, local",
+             " * and logged functions only when ocr_crcp_proxy_born() is true for one of their",
+             " * input communicators. crcp_wrappers.c defines every one of them weak, as",
+             " * ocr_crcp_unsupported_in_proxy(\"MPI_X\"); the core overrides those it supports",
+             " * with ordinary (strong) definitions. */", "",
+             "#ifndef OMPI_SKIP_MPICXX", "#define OMPI_SKIP_MPICXX 1", "#endif",
+             "#ifndef MPICH_SKIP_MPICXX", "#define MPICH_SKIP_MPICXX 1", "#endif",
+             "#include <mpi.h>", "", "#ifdef __cplusplus", 'extern "C" {', "#endif", ""]
+    for cat in CATEGORIES:
+        group = sorted((f for f in funcs if f.proxy and f.category == cat),
+                       key=lambda f: f.name)
+        if not group:
+            continue
+        how = "always" if cat in PROXY_ALWAYS_CATEGORIES else \
+            "when an input communicator is proxy-born"
+        always = [f.name for f in group if f.name in PROXY_ALWAYS_FUNCTIONS]
+        if cat not in PROXY_ALWAYS_CATEGORIES and always:
+            how += f" ({', '.join(always)}: always)"
+        lines.append(f"/* {cat}: {how} */")
+        lines += [f"{f.ret} ocr_proxy_{f.name}({f.param_list()});" for f in group]
+        lines.append("")
+    lines += ["#ifdef __cplusplus", "}", "#endif", "", "#endif", ""]
+    return "\n".join(lines)
+
+
+def weak_default(fn):
+    """The weak definition of ocr_proxy_MPI_X: fails loudly, unless the core overrides it."""
+    body = [f"  (void){p.name};" for p in fn.params if not p.is_varargs]
+    if fn.ret == "int":
+        body.append(f'  return ocr_crcp_unsupported_in_proxy("{fn.name}");')
+    else:
+        body += [f'  (void)ocr_crcp_unsupported_in_proxy("{fn.name}");',
+                 f"  return ({fn.ret}){{0}};"]
+    return "\n".join([f"__attribute__((weak)) {fn.ret} ocr_proxy_{fn.name}("
+                      f"{fn.param_list()}) {{"] + body + ["}"])
+
+
 def gen_wrappers_c(funcs):
     names = sorted(f.name for f in funcs)
     lines = [banner("The MPI wrappers of ompi-cr: one MPI_X per function of wrap_spec.txt, "
@@ -717,12 +817,20 @@ def gen_wrappers_c(funcs):
              '#pragma GCC diagnostic ignored "-Wdeprecated-declarations"', "",
              "#include <stdint.h>", "#include <stdio.h>", "#include <stdlib.h>",
              "#include <string.h>", "", '#include "crcp/crcp_hooks.h"',
-             '#include "crcp/crcp_custom.h"', '#include "crcp/crcp_fn_ids.h"', RECORD_HELPERS,
+             '#include "crcp/crcp_custom.h"', '#include "crcp/crcp_fn_ids.h"',
+             '#include "crcp/crcp_proxy.h"', RECORD_HELPERS,
              "static const char* const ocr_fn_names[OCR_FN_COUNT] = {", "    NULL,"]
     lines += [f'    "{n}",' for n in names]
     lines += ["};", "",
               "const char* ocr_crcp_fn_name(int id) {",
-              "  return id > 0 && id < OCR_FN_COUNT ? ocr_fn_names[id] : NULL;", "}", ""]
+              "  return id > 0 && id < OCR_FN_COUNT ? ocr_fn_names[id] : NULL;", "}", "",
+              "/* ---- Proxy mode: defaults of the ocr_proxy_MPI_X of crcp_proxy.h -----------",
+              " * Weak (and not static): an ordinary definition of the same name in another",
+              " * object of libompi-cr-mpi.so (the core's proxy_*.cpp) replaces it at link",
+              " * time. Without one, a restored rank calling MPI_X aborts with a line",
+              " * naming it. */"]
+    for f in sorted((f for f in funcs if f.proxy), key=lambda f: f.name):
+        lines += [weak_default(f), ""]
     for f in funcs:
         lines += [wrapper(f), ""]
     return "\n".join(lines)
@@ -774,6 +882,7 @@ def main(argv):
         files = {
             "crcp/crcp_fn_ids.h": gen_fn_ids(funcs),
             "crcp/crcp_custom.h": gen_custom_h(funcs),
+            "crcp/crcp_proxy.h": gen_proxy_h(funcs),
             "crcp_wrappers.c": gen_wrappers_c(funcs),
             "crcp_unwrapped.c": gen_unwrapped_c(exports, {f.name for f in funcs}),
         }
@@ -787,8 +896,9 @@ def main(argv):
     if args.summary:
         counts = {c: sum(f.category == c for f in funcs) for c in CATEGORIES}
         unwrapped = len(exports - {f.name for f in funcs})
+        proxied = sum(bool(f.proxy) for f in funcs)
         print(" ".join(f"{c}={n}" for c, n in counts.items()) +
-              f" total={len(funcs)} unwrapped_stubs={unwrapped}")
+              f" total={len(funcs)} unwrapped_stubs={unwrapped} proxy={proxied}")
     if not args.check:
         write_outputs(args.outdir, files)
     return 0

@@ -7,6 +7,8 @@
 #   crcp/crcp_custom.h                 for the core (#include "crcp/crcp_custom.h"):
 #   crcp/crcp_fn_ids.h                 prototypes of ocr_crcp_MPI_X (custom category) and
 #                                      the OCR_FN_MPI_X ids
+#   crcp/crcp_proxy.h                  prototypes of ocr_proxy_MPI_X (proxy mode; weak
+#                                      defaults in crcp_wrappers.c, the core overrides)
 # A target compiling against the generated headers must depend on ocr_crcp_generated (or
 # link ocr_crcp_wrappers, which carries the include path). See docs/wrappers.md.
 find_package(MPI COMPONENTS C REQUIRED)
@@ -30,7 +32,8 @@ endif()
 set(OCR_CRCP_GEN_DIR ${CMAKE_CURRENT_BINARY_DIR}/generated)
 set(OCR_CRCP_GEN_OUTPUTS
     ${OCR_CRCP_GEN_DIR}/crcp_wrappers.c ${OCR_CRCP_GEN_DIR}/crcp_unwrapped.c
-    ${OCR_CRCP_GEN_DIR}/crcp/crcp_custom.h ${OCR_CRCP_GEN_DIR}/crcp/crcp_fn_ids.h)
+    ${OCR_CRCP_GEN_DIR}/crcp/crcp_custom.h ${OCR_CRCP_GEN_DIR}/crcp/crcp_fn_ids.h
+    ${OCR_CRCP_GEN_DIR}/crcp/crcp_proxy.h)
 add_custom_command(
   OUTPUT ${OCR_CRCP_GEN_OUTPUTS}
   COMMAND Python3::Interpreter ${CMAKE_CURRENT_SOURCE_DIR}/gen_wrappers.py
