@@ -34,6 +34,18 @@ add_test(NAME crcp_wrappers_custom_protos COMMAND ${_ocr_script} custom_protos $
 add_test(NAME crcp_wrappers_request_rule COMMAND ${_ocr_script} request_rule ${_ocr_common})
 # The generator refuses an unknown function name.
 add_test(NAME crcp_wrappers_unknown_name COMMAND ${_ocr_script} unknown_name ${_ocr_common})
+# Proxy mode: crcp_proxy.h declares exactly the functions of the rule (docs/wrappers.md,
+# "Proxy mode"), each defined WEAK by the objects and dispatched to by its wrapper.
+add_test(NAME crcp_wrappers_proxy_set
+         COMMAND ${_ocr_script} proxy_set ${_ocr_common}
+                 "--objects=$<TARGET_OBJECTS:ocr_crcp_wrappers>")
+# Proxy mode at run time (no MPI_Init): a strong ocr_proxy_MPI_Barrier in another object
+# overrides the weak default; other proxied calls reach ocr_crcp_unsupported_in_proxy.
+add_test(NAME crcp_wrappers_proxy_dispatch
+         COMMAND ${_ocr_script} proxy_dispatch ${_ocr_common} --cc ${CMAKE_C_COMPILER}
+                 "--objects=$<TARGET_OBJECTS:ocr_crcp_wrappers>"
+                 "--mpi-compile=${_ocr_mpi_inc}")
 set_tests_properties(crcp_wrappers_exports crcp_wrappers_link crcp_wrappers_custom_protos
                      crcp_wrappers_request_rule crcp_wrappers_unknown_name
+                     crcp_wrappers_proxy_set crcp_wrappers_proxy_dispatch
                      PROPERTIES LABELS "crcp_wrappers" TIMEOUT 120)
