@@ -4,7 +4,8 @@
 # of a plain run; plus bad input. One ctest per program x scenario (harness.sh says what
 # each scenario does). Included from the top-level CMakeLists.txt after launch.cmake.
 #
-#   ctest --test-dir build -L crcp           all of these (about 5 minutes on 2 cores)
+#   ctest --test-dir build -L '^crcp$'       all of these (about 5 minutes on 2 cores; a bare
+#                                            "-L crcp" also matches the label crcp_wrappers)
 #   cmake --build build --target crcp_programs
 #
 # Like launch.cmake, nothing has to be installed: the harness points Open MPI at the

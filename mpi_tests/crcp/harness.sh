@@ -68,7 +68,7 @@ under_runtime() {
   tr '\0' '\n' <"/proc/$pid/environ" | grep -qx "OMPI_CR_MPIRUN_PID=$pid" ||
     fail "$name: mpirun $pid was not re-executed for C/R (no OMPI_CR_MPIRUN_PID in its environment)"
   for kid in $(pgrep -P "$pid" || true); do
-    if grep -q 'libompi-cr\.so' "/proc/$kid/maps" 2>/dev/null; then n=$((n + 1)); fi
+    if grep -Eq 'libompi-cr(-mpi)?\.so' "/proc/$kid/maps" 2>/dev/null; then n=$((n + 1)); fi
   done
   [ $n -eq "$NP" ] || fail "$name: $n of $NP ranks (children of mpirun $pid) map libompi-cr.so"
 }
@@ -88,7 +88,10 @@ SEQS=()
 checkpoint_once() {
   local name=$1 i=$2 pid ref seq dir want
   pid=$(cat "$T/$name.pid")
+  local t0=$EPOCHREALTIME
   run_checkpoint "ckpt$i" "$pid"
+  local took
+  took=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
   if [ $CK_RC -ne 0 ]; then
     show "$T/ckpt$i.out"
     fail "$name: ompi-checkpoint $pid (checkpoint $i, after line $(grep -c '' "$T/$name.out") of $REF_LINES) exited with $CK_RC: $(head -c 2000 "$T/ckpt$i.err")"
@@ -107,7 +110,7 @@ checkpoint_once() {
   SEQS+=("$seq")
   SNAP_DIR=$dir
   proc_alive "$pid" || fail "$name: mpirun $pid ended after checkpoint $i (the job must continue)"
-  log "checkpoint $i after line $(grep -c '' "$T/$name.out") of $REF_LINES: seq $seq"
+  log "checkpoint $i after line $(grep -c '' "$T/$name.out") of $REF_LINES: seq $seq (ompi-checkpoint took ${took}s)"
   check_snapshot "$seq" "$dir" "$NP" "$pid"
 }
 
@@ -128,7 +131,7 @@ phase_checkpoints() {
 phase_snapshots() {
   local seq
   DRAINED_TOTAL=0
-  for seq in "${SEQS[@]}"; do check_snapshot "$seq" "$SNAP_DIR" "$NP" 0; done
+  for seq in "${SEQS[@]}"; do check_snapshot "$seq" "$SNAP_DIR" "$NP" "$(cat "$T/job.pid")"; done
   if [ -x "$BIN/ompi-cr-info" ]; then
     local rc=0
     timeout -k 10 120 "$BIN/ompi-cr-info" "$SNAP_DIR" >"$T/info.out" 2>"$T/info.err" </dev/null || rc=$?

@@ -263,6 +263,10 @@ check_snapshot() {
   state=$(h5_attr "$meta" "/snapshots/$seq" state)
   [ "$state" = complete ] ||
     fail "snapshot $seq: state attribute of /snapshots/$seq is '$state', expected complete: $(h5dump -A -g "/snapshots/$seq" "$meta" 2>&1 | head -40)"
+  [ "$(h5_attr "$meta" / nprocs)" = "$np" ] || fail "snapshot $seq: root attribute nprocs is '$(h5_attr "$meta" / nprocs)', expected $np"
+  if [ "$mpid" != 0 ]; then
+    [ "$(h5_attr "$meta" / mpirun_pid)" = "$mpid" ] || fail "snapshot $seq: root attribute mpirun_pid is '$(h5_attr "$meta" / mpirun_pid)', expected $mpid"
+  fi
   rows=$(h5_rows "$meta" "/snapshots/$seq/ranks")
   n=$(printf '%s\n' "$rows" | grep -c . || true)
   [ "$n" -eq "$np" ] || fail "snapshot $seq: $n rows in /snapshots/$seq/ranks, expected $np: $(h5dump -d "/snapshots/$seq/ranks" "$meta" 2>&1 | head -60)"
@@ -272,6 +276,7 @@ check_snapshot() {
     pid=$(field "$r" pid)
     img=$(field "$r" image_path)
     [[ $rank =~ ^[0-9]+$ ]] || fail "snapshot $seq: row without a rank: $r"
+    [ "$rank" -eq "$(echo "$ranks" | wc -w)" ] || fail "snapshot $seq: row $(echo "$ranks" | wc -w) holds rank $rank"
     ranks+="$rank "
     if ! [[ $pid =~ ^[1-9][0-9]*$ ]]; then fail "snapshot $seq rank $rank: bad pid '$pid'"; fi
     pids+="$pid "
