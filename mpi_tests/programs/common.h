@@ -119,9 +119,10 @@ static inline void crcp_gate(MPI_Comm comm) {
   int rank;
   MPI_Comm_rank(comm, &rank);
   for (;;) {
-    int open = gate == NULL || gate[0] == '\0' || access(gate, F_OK) == 0;
-    MPI_Bcast(&open, 1, MPI_INT, 0, comm);
-    if (open) break;
+    /* an Allreduce, not a Bcast from rank 0: nobody runs ahead of the others */
+    int open = rank == 0 && (gate == NULL || gate[0] == '\0' || access(gate, F_OK) == 0), any = 0;
+    MPI_Allreduce(&open, &any, 1, MPI_INT, MPI_MAX, comm);
+    if (any) break;
     crcp_sleep_ms(20);
   }
 }

@@ -8,6 +8,7 @@
 
 #define PER_ROUND 1000
 #define WORDS 8 /* 64-byte messages */
+#define TAG_DONE 1000
 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
@@ -38,6 +39,10 @@ int main(int argc, char** argv) {
       }
       MPI_Waitall(nreq, req, MPI_STATUSES_IGNORE);
     }
+    /* wait (point-to-point, not in a collective) until the receiver has everything, so
+     * that a checkpoint meanwhile finds the messages still in flight */
+    int all_in;
+    MPI_Recv(&all_in, 1, MPI_INT, receiver, TAG_DONE, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     free(buf);
     free(req);
   } else {
@@ -62,6 +67,10 @@ int main(int argc, char** argv) {
       printf("eager_flood: round %ld received %ld messages, hash %016llx\n", round + 1,
              (round + 1) * PER_ROUND * (long)(size - 1), (unsigned long long)h);
       fflush(stdout);
+    }
+    for (int s = 0; s < size; s++) {
+      int all_in = 1;
+      if (s != receiver) MPI_Send(&all_in, 1, MPI_INT, s, TAG_DONE, MPI_COMM_WORLD);
     }
   }
   crcp_finish(MPI_COMM_WORLD, receiver, "eager_flood");
