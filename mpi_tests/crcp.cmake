@@ -58,14 +58,15 @@ function(ocr_crcp_test prog np iters work)
 endfunction()
 
 # Parameters: ranks, iterations, work per iteration; each run takes 2-4 s here (2 cores,
-# oversubscribed). Scenarios: am (no checkpoint), ckpt (one), multi (four, two at once).
-ocr_crcp_test(ring 3 350 400 am ckpt multi badpid noam unwritable)
+# oversubscribed). Scenarios: am (no checkpoint), ckpt (one), multi (four, two at once),
+# term (checkpoint, then the job ends) and bad input (badpid, noam, unwritable).
+ocr_crcp_test(ring 3 350 400 am ckpt multi term badpid noam unwritable)
 ocr_crcp_test(halo2d 4 400 400 am ckpt multi)
 ocr_crcp_test(cg 3 800 150 am ckpt multi)
 ocr_crcp_test(master_worker 3 1600 300 am ckpt multi)
 ocr_crcp_test(alltoallv 4 600 120 am ckpt multi)
 ocr_crcp_test(datatypes 3 600 200 am ckpt multi)
 ocr_crcp_test(cart_split 4 500 200 am ckpt multi)
-ocr_crcp_test(eager_flood 3 16 15 am ckpt multi)
+ocr_crcp_test(eager_flood 3 16 15 am ckpt multi term)
 ocr_crcp_test(unequal_compute 3 64 1500 am ckpt multi)
 ocr_crcp_test(persistent_probe 2 800 400 am ckpt multi)

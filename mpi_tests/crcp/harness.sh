@@ -7,6 +7,8 @@
 #   SCENARIO  am          mpirun --am ft-enable-cr, no checkpoint: output = reference
 #             ckpt        one ompi-checkpoint at 40% of the output
 #             multi       checkpoints at 15%, 50%, 50% again at once, 80%
+#             term        ompi-checkpoint --term at 40%: snapshot complete with term=1, the
+#                         job ends, its output is a prefix (whole lines) of the reference
 #             badpid      ompi-checkpoint of a sleep process, of a dead PID, of "abc"
 #             noam        ompi-checkpoint of an mpirun started without --am
 #             unwritable  the job's OMPI_CR_SNAPSHOT_DIR is /dev/null/x, then an immutable
@@ -82,14 +84,15 @@ phase_job() {
   [ "$mode" != am ] || under_runtime "$name"
 }
 
-# checkpoint_once NAME I: ompi-checkpoint <mpirun pid> must succeed; records the seq and
-# checks the snapshot at once (while the job waits at its gate at the latest)
+# checkpoint_once NAME I [--term]: ompi-checkpoint [--term] <mpirun pid> must succeed;
+# records the seq and checks the snapshot at once (while the job waits at its gate at
+# the latest; with --term the job must end instead)
 SEQS=()
 checkpoint_once() {
-  local name=$1 i=$2 pid ref seq dir want
+  local name=$1 i=$2 term=${3:-} pid ref seq dir want
   pid=$(cat "$T/$name.pid")
   local t0=$EPOCHREALTIME
-  run_checkpoint "ckpt$i" "$pid"
+  run_checkpoint "ckpt$i" ${term:+"$term"} "$pid"
   local took
   took=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
   if [ $CK_RC -ne 0 ]; then
@@ -109,9 +112,11 @@ checkpoint_once() {
   fi
   SEQS+=("$seq")
   SNAP_DIR=$dir
-  proc_alive "$pid" || fail "$name: mpirun $pid ended after checkpoint $i (the job must continue)"
-  log "checkpoint $i after line $(grep -c '' "$T/$name.out") of $REF_LINES: seq $seq (ompi-checkpoint took ${took}s)"
-  check_snapshot "$seq" "$dir" "$NP" "$pid"
+  log "checkpoint $i${term:+ $term} after line $(grep -c '' "$T/$name.out") of $REF_LINES: seq $seq (ompi-checkpoint took ${took}s)"
+  if [ -z "$term" ]; then
+    proc_alive "$pid" || fail "$name: mpirun $pid ended after checkpoint $i (the job must continue)"
+    check_snapshot "$seq" "$dir" "$NP" "$pid"
+  fi
 }
 
 # phase_checkpoints NAME PCT...: one checkpoint per percentage of the reference output;
@@ -189,6 +194,27 @@ case "$SCENARIO" in
     # a real C/R job is not disturbed by any of it
     phase_job job am OMPI_CR_SNAPSHOT_DIR="$T/snap"
     phase_end job
+    ;;
+  term)
+    phase_job job am OMPI_CR_SNAPSHOT_DIR="$T/snap"
+    wait_lines job "$(line_at 40)"
+    checkpoint_once job 1 --term
+    # the job ends by itself (its gate stays closed)
+    waited=0
+    while proc_alive "$(cat "$T/job.pid")"; do
+      sleep 0.05
+      waited=$((waited + 1))
+      [ $waited -lt $((OCR_WAIT_LIMIT * 20)) ] || fail "mpirun still running ${OCR_WAIT_LIMIT}s after ompi-checkpoint --term"
+    done
+    rc=0
+    wait "$(cat "$T/job.pid")" || rc=$?
+    n=$(stat -c %s "$T/job.out")
+    cmp -s -n "$n" "$T/ref.out" "$T/job.out" || fail "the output of the job ended by --term is not a prefix of the reference"
+    [ "$n" -eq 0 ] || [ "$(tail -c 1 "$T/job.out" | od -An -tx1 | tr -d ' ')" = 0a ] || fail "the job ended by --term left a partial line"
+    [ "$(h5_attr "$SNAP_DIR/global_snapshot_meta.h5" "/snapshots/${SEQS[0]}" term)" = 1 ] ||
+      fail "snapshot ${SEQS[0]}: attribute term is not 1"
+    log "the job ended after the checkpoint (mpirun exit code $rc), output: the first $(grep -c '' "$T/job.out") of $REF_LINES lines"
+    phase_snapshots
     ;;
   noam)
     phase_job job plain OMPI_CR_SNAPSHOT_DIR="$T/snap"
