@@ -9,8 +9,13 @@
 #                 lib/openmpi/mca_shmem_ompicr.so, bench/mpi/*, mpi_tests/programs/*
 #                 (cmake --build DIR --target mpi_bench_programs crcp_programs
 #                  ompi_cr_mca_shmem ompi-checkpoint)
-#   --rounds N    runs per mode and benchmark (default 5), plain and C/R alternating,
-#                 the order swapped every round
+#   --rounds N    runs per mode and benchmark (default 5); the three modes alternate, the
+#                 order rotated every round:
+#                   plain  mpirun with Open MPI's defaults (may pick UCX etc.)
+#                   ob1    mpirun with the MCA parameters of ft-enable-cr (pml ob1, btl
+#                          self,vader,tcp, ...) set as OMPI_MCA_*, but no ompi-cr runtime
+#                   cr     mpirun --am ft-enable-cr (the same parameters + the runtime)
+#                 "overhead" compares cr with ob1: the cost of the runtime alone
 #   --np N        ranks for allreduce_lat, cg and halo2d (default 2; pingpong uses 2)
 #   --only LIST   comma-separated subset of: pingpong,allreduce,apps,ckpt (default all)
 #   --mib M, --ckpt-np N, --ckpts K   checkpoint scenario: N ranks (4) of mem_hold holding
@@ -20,8 +25,8 @@
 #
 # Tables:
 #   pingpong   per size the median over rounds of the one-way latency (us) and bandwidth
-#              (MB/s), plain mpirun vs mpirun --am ft-enable-cr, overhead in %
-#   allreduce  per size the median latency (us), plain vs C/R
+#              (MB/s) in the three modes, overhead of cr over ob1 in %
+#   allreduce  per size the median latency (us), the three modes
 #   apps       wall time of whole runs of mpi_tests' cg and halo2d (incl. mpirun start-up,
 #              which --am makes longer by one re-exec of mpirun)
 #   ckpt       time from starting `ompi-checkpoint <mpirun pid>` to its exit after it
@@ -49,7 +54,7 @@ while [ $# -gt 0 ]; do
     --only) ONLY=$2; shift 2 ;;
     --quick) QUICK=1 ROUNDS=2 MIB=64; shift ;;
     --keep) KEEP=1; shift ;;
-    -h | --help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "mpi_bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -87,6 +92,15 @@ AM=(env OMPI_MCA_mca_base_component_path="$COMPONENT_DIR:SYS_DEFAULT:USER_DEFAUL
   OMPI_MCA_mca_base_param_file_path_force="$PARAM_SET_DIR" OMPI_CR_CONTROL_DIR="$W/ctl"
   OMPI_CR_SNAPSHOT_DIR="$DIR" "$MPIRUN" --am ft-enable-cr)
 PLAIN=("$MPIRUN")
+# ob1: ft-enable-cr's parameters ("name = value" lines) as OMPI_MCA_* for a plain mpirun
+OB1=(env)
+while IFS= read -r line; do
+  line=${line%%#*}
+  [[ $line =~ ^[[:space:]]*([A-Za-z0-9_]+)[[:space:]]*=[[:space:]]*(.*[^[:space:]])[[:space:]]*$ ]] || continue
+  OB1+=("OMPI_MCA_${BASH_REMATCH[1]}=${BASH_REMATCH[2]}")
+done <"$PARAM_SET_DIR/ft-enable-cr"
+OB1+=("$MPIRUN")
+MODES=(plain ob1 cr)
 mkdir -p "$W/ctl"
 wants() { [[ ",$ONLY," == *",$1,"* ]]; }
 now() { echo "$EPOCHREALTIME"; }
@@ -100,17 +114,25 @@ pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 == 0) print "-"; else printf 
 run_mode() {
   local mode=$1 out=$2
   shift 2
-  if [ "$mode" = plain ]; then "${PLAIN[@]}" --oversubscribe "$@" >"$out" 2>"$out.err"; else "${AM[@]}" --oversubscribe "$@" >"$out" 2>"$out.err"; fi
+  case $mode in
+    plain) "${PLAIN[@]}" --oversubscribe "$@" >"$out" 2>"$out.err" ;;
+    ob1) "${OB1[@]}" --oversubscribe "$@" >"$out" 2>"$out.err" ;;
+    cr) "${AM[@]}" --oversubscribe "$@" >"$out" 2>"$out.err" ;;
+  esac
+}
+
+# order R: the modes in the order of round R (rotated)
+order() {
+  local r=$1 i
+  for i in 0 1 2; do echo "${MODES[$(((r + i) % 3))]}"; done
 }
 
 # alternate NAME ARGS...: ROUNDS runs per mode, alternating; outputs in $W/NAME.<mode>.<round>
 alternate() {
-  local name=$1 r first second
+  local name=$1 r mode
   shift
   for r in $(seq "$ROUNDS"); do
-    if [ $((r % 2)) = 1 ]; then first=plain second=cr; else first=cr second=plain; fi
-    run_mode $first "$W/$name.$first.$r" "$@"
-    run_mode $second "$W/$name.$second.$r" "$@"
+    for mode in $(order "$r"); do run_mode "$mode" "$W/$name.$mode.$r" "$@"; done
   done
 }
 
@@ -124,13 +146,16 @@ if wants pingpong; then
   alternate pingpong -np 2 "$BENCH/pingpong"
   echo
   echo "## pingpong (2 ranks): one-way latency (us) and bandwidth (MB/s), median over $ROUNDS runs"
-  printf '%10s %12s %12s %9s %12s %12s %9s\n' bytes lat_plain lat_cr overhead bw_plain bw_cr overhead
+  printf '%10s %10s %10s %10s %9s %10s %10s %10s %9s\n' bytes lat_plain lat_ob1 lat_cr overhead bw_plain bw_ob1 bw_cr overhead
   awk '!/^#/ { print $1 }' "$W/pingpong.plain.1" | while read -r s; do
     lp=$(column pingpong plain "$s" 2 | stats | cut -d' ' -f1)
+    lo=$(column pingpong ob1 "$s" 2 | stats | cut -d' ' -f1)
     lc=$(column pingpong cr "$s" 2 | stats | cut -d' ' -f1)
     bp=$(column pingpong plain "$s" 3 | stats | cut -d' ' -f1)
+    bo=$(column pingpong ob1 "$s" 3 | stats | cut -d' ' -f1)
     bc=$(column pingpong cr "$s" 3 | stats | cut -d' ' -f1)
-    printf '%10s %12s %12s %9s %12s %12s %9s\n' "$s" "$lp" "$lc" "$(pct "$lp" "$lc")" "$bp" "$bc" "$(pct "$bp" "$bc")"
+    printf '%10s %10s %10s %10s %9s %10s %10s %10s %9s\n' "$s" "$lp" "$lo" "$lc" "$(pct "$lo" "$lc")" \
+      "$bp" "$bo" "$bc" "$(pct "$bo" "$bc")"
   done
 fi
 
@@ -138,34 +163,39 @@ if wants allreduce; then
   alternate allreduce -np "$NP" "$BENCH/allreduce_lat"
   echo
   echo "## allreduce_lat ($NP ranks): latency (us), median over $ROUNDS runs"
-  printf '%10s %12s %12s %9s\n' bytes plain cr overhead
+  printf '%10s %12s %12s %12s %9s\n' bytes plain ob1 cr overhead
   awk '!/^#/ { print $1 }' "$W/allreduce.plain.1" | while read -r s; do
     p=$(column allreduce plain "$s" 2 | stats | cut -d' ' -f1)
+    o=$(column allreduce ob1 "$s" 2 | stats | cut -d' ' -f1)
     c=$(column allreduce cr "$s" 2 | stats | cut -d' ' -f1)
-    printf '%10s %12s %12s %9s\n' "$s" "$p" "$c" "$(pct "$p" "$c")"
+    printf '%10s %12s %12s %12s %9s\n' "$s" "$p" "$o" "$c" "$(pct "$o" "$c")"
   done
 fi
 
 if wants apps; then
   # whole runs, timed around mpirun; the output of both modes must be the same
-  if [ $QUICK = 1 ]; then CG=(4000 0) HALO=(1500 0); else CG=(20000 0) HALO=(6000 0); fi
+  if [ $QUICK = 1 ]; then CG=(4000 0) HALO=(8000 0); else CG=(20000 0) HALO=(40000 0); fi
   echo
   echo "## apps ($NP ranks): wall time of a whole run (s), median (min..max) over $ROUNDS runs"
-  printf '%-26s %22s %22s %9s\n' program plain cr overhead
+  printf '%-18s %22s %22s %22s %9s\n' program plain ob1 cr overhead
   for app in cg halo2d; do
     if [ $app = cg ]; then args=("${CG[@]}"); else args=("${HALO[@]}"); fi
     for r in $(seq "$ROUNDS"); do
-      for mode in $([ $((r % 2)) = 1 ] && echo plain cr || echo cr plain); do
+      for mode in $(order "$r"); do
         t0=$(now)
         run_mode "$mode" "$W/$app.$mode.$r" -np "$NP" "$PROGS/$app" "${args[@]}"
         t1=$(now)
         awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }' >>"$W/$app.$mode.times"
       done
-      cmp -s "$W/$app.plain.$r" "$W/$app.cr.$r" || echo "WARNING: $app output differs between plain and C/R (round $r)" >&2
+      for mode in plain ob1; do
+        cmp -s "$W/$app.$mode.$r" "$W/$app.cr.$r" || echo "WARNING: $app output differs between $mode and cr (round $r)" >&2
+      done
     done
     read -r pm pmin pmax < <(stats <"$W/$app.plain.times")
+    read -r om omin omax < <(stats <"$W/$app.ob1.times")
     read -r cm cmin cmax < <(stats <"$W/$app.cr.times")
-    printf '%-26s %22s %22s %9s\n' "$app ${args[*]}" "$pm ($pmin..$pmax)" "$cm ($cmin..$cmax)" "$(pct "$pm" "$cm")"
+    printf '%-18s %22s %22s %22s %9s\n' "$app ${args[*]}" "$pm ($pmin..$pmax)" "$om ($omin..$omax)" \
+      "$cm ($cmin..$cmax)" "$(pct "$om" "$cm")"
   done
 fi
 
