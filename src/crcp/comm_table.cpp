@@ -57,23 +57,39 @@ CommInfo* comm_require(MPI_Comm comm, const char* call) {
   return c;
 }
 
+namespace {
+CommInfo* insert(MPI_Comm comm, CommInfo* info);
+}
+
 CommInfo* comm_register(MPI_Comm comm, uint64_t id) {
-  auto* info = new CommInfo;
-  info->handle = comm;
-  info->id = id;
-  PMPI_Comm_size(comm, &info->size);
-  PMPI_Comm_rank(comm, &info->rank);
+  int size = 0, rank = 0;
+  PMPI_Comm_size(comm, &size);
+  PMPI_Comm_rank(comm, &rank);
   if (g_world_group == MPI_GROUP_NULL) PMPI_Comm_group(MPI_COMM_WORLD, &g_world_group);
   MPI_Group g;
   PMPI_Comm_group(comm, &g);
-  std::vector<int> ranks(static_cast<size_t>(info->size));
-  for (int i = 0; i < info->size; i++) ranks[static_cast<size_t>(i)] = i;
-  info->world.resize(ranks.size());
-  PMPI_Group_translate_ranks(g, info->size, ranks.data(), g_world_group, info->world.data());
+  std::vector<int> ranks(static_cast<size_t>(size)), world(static_cast<size_t>(size));
+  for (int i = 0; i < size; i++) ranks[static_cast<size_t>(i)] = i;
+  PMPI_Group_translate_ranks(g, size, ranks.data(), g_world_group, world.data());
   PMPI_Group_free(&g);
+  return comm_register_known(comm, id, size, rank, world);
+}
+
+CommInfo* comm_register_known(MPI_Comm comm, uint64_t id, int size, int rank,
+                              const std::vector<int>& world) {
+  auto* info = new CommInfo;
+  info->handle = comm;
+  info->id = id;
+  info->size = size;
+  info->rank = rank;
+  info->world = world;
   info->min_world = info->world.empty() ? 0 : info->world[0];
   for (int w : info->world) info->min_world = std::min(info->min_world, w);
+  return insert(comm, info);
+}
 
+namespace {
+CommInfo* insert(MPI_Comm comm, CommInfo* info) {
   std::lock_guard<std::mutex> lk(g_mu);
   size_t tomb = kSlots;
   for (size_t i = hash_of(comm), n = 0; n < kSlots; i = (i + 1) & (kSlots - 1), n++) {
@@ -97,6 +113,7 @@ CommInfo* comm_register(MPI_Comm comm, uint64_t id) {
   }
   fatal("more than %zu communicators", kSlots);
 }
+}  // namespace
 
 void comm_unregister(MPI_Comm comm) {
   std::lock_guard<std::mutex> lk(g_mu);

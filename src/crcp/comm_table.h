@@ -26,6 +26,12 @@ struct CommInfo {
   std::atomic<uint32_t> ndrained{0};
   DrainedMessage* drained_head = nullptr;
   DrainedMessage* drained_tail = nullptr;
+  // Proxy mode: the proxy's id of this communicator; proxy_born: created after the
+  // restart (no object of the old library behind the handle); Cartesian topology kept
+  // here so that topology queries on such communicators need no library.
+  int64_t proxy_id = -1;
+  bool proxy_born = false;
+  std::vector<int> cart_dims, cart_periods;
   // MPI_Comm_create_group calls on this parent per (tag, group): part of the child's id.
   std::map<std::pair<int, uint64_t>, uint64_t> create_group_calls;
 
@@ -41,6 +47,9 @@ CommInfo* comm_lookup(MPI_Comm comm);
 CommInfo* comm_require(MPI_Comm comm, const char* call);
 // Registers a communicator the library created (members are read from the library).
 CommInfo* comm_register(MPI_Comm comm, uint64_t id);
+// Registers a communicator whose members are known already (proxy mode: no local object).
+CommInfo* comm_register_known(MPI_Comm comm, uint64_t id, int size, int rank,
+                              const std::vector<int>& world);
 void comm_unregister(MPI_Comm comm);
 // Every registered communicator; the callback must not register or unregister.
 void comm_for_each(void (*fn)(CommInfo*, void*), void* arg);

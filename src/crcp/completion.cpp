@@ -2,6 +2,7 @@
 // entry points themselves.
 #include "crcp/completion.h"
 
+#include "crcp/backend.h"
 #include "crcp/crcp_abort.h"
 #include "crcp/crcp_custom.h"
 #include "crcp/crcp_hooks.h"
@@ -28,7 +29,7 @@ bool vreq_test(VRequest* r) {
   if (r->real == MPI_REQUEST_NULL) return !r->active;
   int flag = 0;
   MPI_Status st;
-  PMPI_Test(&r->real, &flag, &st);
+  be_test(&r->real, &flag, &st);
   if (flag) vreq_completed(r, st);
   return flag != 0;
 }
@@ -267,7 +268,7 @@ int ocr_crcp_MPI_Request_free(MPI_Request* request) {
   const bool listed = r->prev || r->next || active_first() == r;
   if (listed) active_remove(r);
   // An active send continues in the library: it was counted when it was posted.
-  int rc = r->real != MPI_REQUEST_NULL ? PMPI_Request_free(&r->real) : MPI_SUCCESS;
+  int rc = r->real != MPI_REQUEST_NULL ? be_request_free(&r->real) : MPI_SUCCESS;
   vreq_delete(r);
   *request = MPI_REQUEST_NULL;
   return rc;
@@ -277,7 +278,7 @@ int ocr_crcp_MPI_Cancel(MPI_Request* request) {
   ocr_crcp_safe_point();
   VRequest* r = vreq_of(*request, "MPI_Cancel");
   if (!r || r->done || r->real == MPI_REQUEST_NULL) return MPI_SUCCESS;
-  return PMPI_Cancel(&r->real);
+  return be_cancel(&r->real);
 }
 
 }  // extern "C"

@@ -36,6 +36,7 @@
 #include "crcp/pmix_exchange.h"
 #include "crcp/protocol_state.h"
 #include "crcp/replay_log.h"
+#include "crcp/restored_rank.h"
 #include "crs/job_image.h"
 #include "ompi_cr/hints.h"
 #include "snapc/global_snapshot.h"
@@ -351,14 +352,22 @@ void run_protocol(const JobRequest& req, const std::string& refusal) {
     jr.nmpi_areas = static_cast<int>(fp.areas.size());
     int rc = job_image(jr, &out);
     if (rc == 1) {
-      // A restored rank resumes here. Restarting an MPI job needs the proxy mode of
-      // ompi-restart (docs/protocol.md); a rank image restored on its own has no MPI.
-      static const char msg[] =
-          "ompi-cr: this MPI rank was restored without ompi-restart's proxy; it cannot "
-          "continue\n";
-      if (write(2, msg, sizeof msg - 1) < 0) { /* exiting */
+      // A restored rank resumes here (ompi-restart): its MPI library is a proxy now. The
+      // original job finished this checkpoint; this process only goes on.
+      for (ompi_cr_handle_t h : recvbufs) ompi_cr_recvbuf_deregister(h);
+      std::string why;
+      int64_t mpirun = 0;
+      if (!become_proxied(&mpirun, &why)) {
+        std::string line = "ompi-cr: restored " + rank_name() + " cannot continue: " + why + "\n";
+        if (write(2, line.data(), line.size()) < 0) { /* exiting */
+        }
+        _exit(75);
       }
-      _exit(75);
+      g_co.mpirun_pid = mpirun;
+      g_co.handled_id = req.id;
+      g_co.last_committed_seq = static_cast<int64_t>(seq);
+      agent_release(false);
+      return;
     }
     if (rc != 0) failure = out.message;
   }
@@ -479,6 +488,7 @@ void on_wake() {
 }
 
 __attribute__((constructor)) void coordinator_init() {
+  if (const char* d = getenv("OMPI_CR_DISABLE"); d && *d == '1') return;
   const char* pid = getenv("OMPI_CR_MPIRUN_PID");
   if (!pid || !*pid) return;
   char* end;

@@ -4,6 +4,7 @@
 // repeatedly by the park loop until the agents see every counter pair balanced.
 #include <cstdlib>
 
+#include "crcp/backend.h"
 #include "crcp/comm_table.h"
 #include "crcp/completion.h"
 #include "crcp/drain_store.h"
@@ -17,12 +18,12 @@ void drain_comm(CommInfo* c, void*) {
   for (;;) {
     int flag = 0;
     MPI_Status st;
-    PMPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, c->handle, &flag, &st);
+    be_iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, c, &flag, &st);
     if (!flag) return;
     int bytes = 0;
     PMPI_Get_count(&st, MPI_BYTE, &bytes);
     char* data = bytes > 0 ? static_cast<char*>(malloc(static_cast<size_t>(bytes))) : nullptr;
-    PMPI_Recv(data, bytes, MPI_BYTE, st.MPI_SOURCE, st.MPI_TAG, c->handle, MPI_STATUS_IGNORE);
+    be_recv_probed(data, bytes, st.MPI_SOURCE, st.MPI_TAG, c);
     drain_push(c, st.MPI_SOURCE, st.MPI_TAG, data, static_cast<size_t>(bytes));
     count_recv(c, st.MPI_SOURCE);
     g_proto.counters.drained_messages.fetch_add(1, std::memory_order_relaxed);
@@ -40,7 +41,7 @@ uint64_t drain_step() {
     if (r->done || r->real == MPI_REQUEST_NULL || !r->active) continue;
     int flag = 0;
     MPI_Status st;
-    PMPI_Test(&r->real, &flag, &st);
+    be_test(&r->real, &flag, &st);
     if (flag)
       vreq_completed(r, st);
     else if (r->kind != ReqKind::kRecv)
@@ -54,7 +55,7 @@ uint64_t drain_step() {
     int bytes = 0;
     PMPI_Get_count(&m->status, MPI_BYTE, &bytes);
     char* data = bytes > 0 ? static_cast<char*>(malloc(static_cast<size_t>(bytes))) : nullptr;
-    PMPI_Mrecv(data, bytes, MPI_BYTE, &m->real, MPI_STATUS_IGNORE);
+    be_mrecv(data, bytes, MPI_BYTE, &m->real, MPI_STATUS_IGNORE);
     m->drained = new DrainedMessage{m->status.MPI_SOURCE, m->status.MPI_TAG,
                                     static_cast<size_t>(bytes), data, nullptr};
   }

@@ -35,7 +35,8 @@ std::string fd_target(int fd) {
 // rank's part of it; the job's shared part is its ancestors) and the vader segments.
 bool is_library_path(const std::string& path) {
   if (path.find("vader_segment") != std::string::npos) return true;
-  if (path.find("/ompi.") != std::string::npos) return true;  // ORTE session directories
+  if (path.find("/ompi-cr-proxy.") != std::string::npos) return true;  // a proxy's channel
+  if (path.find("/ompi.") != std::string::npos) return true;           // ORTE session directories
   if (const char* loc = getenv("OMPI_FILE_LOCATION"); loc && *loc) {
     std::string l = loc;
     // The job's session dir: three levels above the rank's (…/<jobfam>/<job>/<vpid>).

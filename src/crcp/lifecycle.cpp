@@ -10,6 +10,7 @@
 #include <mutex>
 #include <vector>
 
+#include "crcp/backend.h"
 #include "crcp/comm_table.h"
 #include "crcp/coordinator.h"
 #include "crcp/crcp_abort.h"
@@ -18,7 +19,9 @@
 #include "crcp/crcp_hooks.h"
 #include "crcp/library_footprint.h"
 #include "crcp/protocol_state.h"
+#include "crcp/proxy_client.h"
 #include "crcp/replay_log.h"
+#include "crcp/restored_rank.h"
 #include "crcp/vrequest.h"
 
 namespace ocr::crcp {
@@ -108,6 +111,13 @@ int init_common(int* argc, char*** argv, int required, int* provided) {
 }
 
 }  // namespace
+
+void forget_direct_library() {
+  g_pmix_up = false;  // that PMIx client is gone with the old job
+  g_proto.library_tids.clear();
+  g_proto.library_fds.clear();
+}
+
 }  // namespace ocr::crcp
 
 using namespace ocr::crcp;
@@ -129,7 +139,7 @@ int ocr_crcp_MPI_Finalize(void) {
     std::lock_guard<std::mutex> lk(g_proto.mu);
     g_proto.phase.store(static_cast<int>(MpiPhase::kFinalizing));
   }
-  int rc = PMPI_Finalize();
+  int rc = proxied() ? proxy_call(ocr::proxy::Op::kFinalize, {}).rc : PMPI_Finalize();
   g_proto.phase.store(static_cast<int>(MpiPhase::kFinalized));
   return rc;
 }
@@ -177,9 +187,14 @@ int ocr_crcp_unsupported(const char* name) {
       name);
 }
 
+int ocr_crcp_unsupported_in_proxy(const char* name) {
+  fatal("%s is not supported in a restarted job (proxy mode); see docs/proxy.md", name);
+}
+
 int ocr_crcp_MPI_Comm_create_group(MPI_Comm comm, MPI_Group group, int tag, MPI_Comm* newcomm) {
   ocr_crcp_safe_point();
   CommInfo* p = comm_require(comm, "MPI_Comm_create_group");
+  if (proxied()) return ocr_crcp_unsupported_in_proxy("MPI_Comm_create_group");
   int rc = PMPI_Comm_create_group(comm, group, tag, newcomm);
   if (rc != MPI_SUCCESS || *newcomm == MPI_COMM_NULL) return rc;
   // Collective over the group only: the parent's collective count differs between

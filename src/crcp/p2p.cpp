@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "crcp/backend.h"
 #include "crcp/comm_table.h"
 #include "crcp/completion.h"
 #include "crcp/crcp_abort.h"
@@ -47,7 +48,8 @@ int post_recv(VRequest* r, void* buf, int count, MPI_Datatype dt, int source, in
     r->status = st;
     return MPI_SUCCESS;
   }
-  return PMPI_Irecv(buf, count, dt, source, tag, comm, &r->real);
+  (void)comm;
+  return be_irecv(buf, count, dt, source, tag, r->comm, &r->real);
 }
 
 int blocking_recv(void* buf, int count, MPI_Datatype dt, int source, int tag, MPI_Comm comm,
@@ -66,9 +68,7 @@ int blocking_recv(void* buf, int count, MPI_Datatype dt, int source, int tag, MP
   return r.status.MPI_ERROR == MPI_ERR_TRUNCATE ? MPI_ERR_TRUNCATE : MPI_SUCCESS;
 }
 
-using IsendFn = int (*)(const void*, int, MPI_Datatype, int, int, MPI_Comm, MPI_Request*);
-
-int nonblocking_send(IsendFn fn, const void* buf, int count, MPI_Datatype dt, int dest, int tag,
+int nonblocking_send(SendMode mode, const void* buf, int count, MPI_Datatype dt, int dest, int tag,
                      MPI_Comm comm, MPI_Request* request, const char* call) {
   ocr_crcp_safe_point();
   CommInfo* c = comm_require(comm, call);
@@ -77,7 +77,7 @@ int nonblocking_send(IsendFn fn, const void* buf, int count, MPI_Datatype dt, in
   r->tag = tag;
   r->active = true;
   count_send(c, dest);
-  int rc = fn(buf, count, dt, dest, tag, comm, &r->real);
+  int rc = be_isend(buf, count, dt, dest, tag, c, mode, &r->real);
   if (rc != MPI_SUCCESS) {
     vreq_delete(r);
     return rc;
@@ -87,9 +87,7 @@ int nonblocking_send(IsendFn fn, const void* buf, int count, MPI_Datatype dt, in
   return rc;
 }
 
-using SendInitFn = int (*)(const void*, int, MPI_Datatype, int, int, MPI_Comm, MPI_Request*);
-
-int send_init(SendInitFn fn, const void* buf, int count, MPI_Datatype dt, int dest, int tag,
+int send_init(SendMode mode, const void* buf, int count, MPI_Datatype dt, int dest, int tag,
               MPI_Comm comm, MPI_Request* request, const char* call) {
   ocr_crcp_safe_point();
   CommInfo* c = comm_require(comm, call);
@@ -100,7 +98,25 @@ int send_init(SendInitFn fn, const void* buf, int count, MPI_Datatype dt, int de
   r->datatype = dt;
   r->peer = dest;
   r->tag = tag;
-  int rc = fn(buf, count, dt, dest, tag, comm, &r->real);
+  r->send_mode = static_cast<uint8_t>(mode);
+  // Proxy mode: each start posts a new send (there is no persistent object in the proxy).
+  int rc = MPI_SUCCESS;
+  if (!proxied()) {
+    switch (mode) {
+      case kSync:
+        rc = PMPI_Ssend_init(buf, count, dt, dest, tag, comm, &r->real);
+        break;
+      case kReady:
+        rc = PMPI_Rsend_init(buf, count, dt, dest, tag, comm, &r->real);
+        break;
+      case kBuffered:
+        rc = PMPI_Bsend_init(buf, count, dt, dest, tag, comm, &r->real);
+        break;
+      default:
+        rc = PMPI_Send_init(buf, count, dt, dest, tag, comm, &r->real);
+        break;
+    }
+  }
   if (rc != MPI_SUCCESS) {
     vreq_delete(r);
     return rc;
@@ -129,7 +145,14 @@ int start_one(MPI_Request* request, const char* call) {
   } else {
     count_send(r->comm, r->peer);
   }
-  int rc = PMPI_Start(&r->real);
+  int rc;
+  if (!proxied())
+    rc = PMPI_Start(&r->real);
+  else if (r->kind == ReqKind::kRecv)
+    rc = be_irecv(r->buf, r->count, r->datatype, r->peer, r->tag, r->comm, &r->real);
+  else
+    rc = be_isend(r->buf, r->count, r->datatype, r->peer, r->tag, r->comm,
+                  static_cast<SendMode>(r->send_mode), &r->real);
   if (rc == MPI_SUCCESS) active_add(r);
   return rc;
 }
@@ -141,46 +164,50 @@ extern "C" {
 int ocr_crcp_MPI_Send(const void* buf, int count, MPI_Datatype dt, int dest, int tag,
                       MPI_Comm comm) {
   ocr_crcp_safe_point();
-  count_send(comm_require(comm, "MPI_Send"), dest);
-  return PMPI_Send(buf, count, dt, dest, tag, comm);
+  CommInfo* c = comm_require(comm, "MPI_Send");
+  count_send(c, dest);
+  return be_send(buf, count, dt, dest, tag, c, kStandard);
 }
 
 int ocr_crcp_MPI_Ssend(const void* buf, int count, MPI_Datatype dt, int dest, int tag,
                        MPI_Comm comm) {
   ocr_crcp_safe_point();
-  count_send(comm_require(comm, "MPI_Ssend"), dest);
-  return PMPI_Ssend(buf, count, dt, dest, tag, comm);
+  CommInfo* c = comm_require(comm, "MPI_Ssend");
+  count_send(c, dest);
+  return be_send(buf, count, dt, dest, tag, c, kSync);
 }
 
 int ocr_crcp_MPI_Rsend(const void* buf, int count, MPI_Datatype dt, int dest, int tag,
                        MPI_Comm comm) {
   ocr_crcp_safe_point();
-  count_send(comm_require(comm, "MPI_Rsend"), dest);
-  return PMPI_Rsend(buf, count, dt, dest, tag, comm);
+  CommInfo* c = comm_require(comm, "MPI_Rsend");
+  count_send(c, dest);
+  return be_send(buf, count, dt, dest, tag, c, kReady);
 }
 
 int ocr_crcp_MPI_Bsend(const void* buf, int count, MPI_Datatype dt, int dest, int tag,
                        MPI_Comm comm) {
   ocr_crcp_safe_point();
-  count_send(comm_require(comm, "MPI_Bsend"), dest);
-  return PMPI_Bsend(buf, count, dt, dest, tag, comm);
+  CommInfo* c = comm_require(comm, "MPI_Bsend");
+  count_send(c, dest);
+  return be_send(buf, count, dt, dest, tag, c, kBuffered);
 }
 
 int ocr_crcp_MPI_Isend(const void* buf, int count, MPI_Datatype dt, int dest, int tag,
                        MPI_Comm comm, MPI_Request* request) {
-  return nonblocking_send(PMPI_Isend, buf, count, dt, dest, tag, comm, request, "MPI_Isend");
+  return nonblocking_send(kStandard, buf, count, dt, dest, tag, comm, request, "MPI_Isend");
 }
 int ocr_crcp_MPI_Issend(const void* buf, int count, MPI_Datatype dt, int dest, int tag,
                         MPI_Comm comm, MPI_Request* request) {
-  return nonblocking_send(PMPI_Issend, buf, count, dt, dest, tag, comm, request, "MPI_Issend");
+  return nonblocking_send(kSync, buf, count, dt, dest, tag, comm, request, "MPI_Issend");
 }
 int ocr_crcp_MPI_Irsend(const void* buf, int count, MPI_Datatype dt, int dest, int tag,
                         MPI_Comm comm, MPI_Request* request) {
-  return nonblocking_send(PMPI_Irsend, buf, count, dt, dest, tag, comm, request, "MPI_Irsend");
+  return nonblocking_send(kReady, buf, count, dt, dest, tag, comm, request, "MPI_Irsend");
 }
 int ocr_crcp_MPI_Ibsend(const void* buf, int count, MPI_Datatype dt, int dest, int tag,
                         MPI_Comm comm, MPI_Request* request) {
-  return nonblocking_send(PMPI_Ibsend, buf, count, dt, dest, tag, comm, request, "MPI_Ibsend");
+  return nonblocking_send(kBuffered, buf, count, dt, dest, tag, comm, request, "MPI_Ibsend");
 }
 
 int ocr_crcp_MPI_Recv(void* buf, int count, MPI_Datatype dt, int source, int tag, MPI_Comm comm,
@@ -218,7 +245,7 @@ int ocr_crcp_MPI_Sendrecv(const void* sendbuf, int sendcount, MPI_Datatype sendt
   int rc = post_recv(&rr, recvbuf, recvcount, recvtype, source, recvtag, comm);
   if (rc != MPI_SUCCESS) return rc;
   count_send(c, dest);
-  rc = PMPI_Isend(sendbuf, sendcount, sendtype, dest, sendtag, comm, &sr.real);
+  rc = be_isend(sendbuf, sendcount, sendtype, dest, sendtag, c, kStandard, &sr.real);
   if (rc != MPI_SUCCESS) return rc;
   VRequest* rs[2] = {&rr, &sr};
   wait_all_internal(rs, 2);
@@ -250,7 +277,7 @@ int ocr_crcp_MPI_Iprobe(int source, int tag, MPI_Comm comm, int* flag, MPI_Statu
       return MPI_SUCCESS;
     }
   }
-  return PMPI_Iprobe(source, tag, comm, flag, status);
+  return be_iprobe(source, tag, c, flag, status);
 }
 
 int ocr_crcp_MPI_Probe(int source, int tag, MPI_Comm comm, MPI_Status* status) {
@@ -266,7 +293,14 @@ int ocr_crcp_MPI_Improbe(int source, int tag, MPI_Comm comm, int* flag, MPI_Mess
                          MPI_Status* status) {
   ocr_crcp_safe_point();
   CommInfo* c = comm_require(comm, "MPI_Improbe");
-  if (source == MPI_PROC_NULL) return PMPI_Improbe(source, tag, comm, flag, message, status);
+  if (source == MPI_PROC_NULL) {
+    if (!proxied()) return PMPI_Improbe(source, tag, comm, flag, message, status);
+    *flag = 1;
+    *message = MPI_MESSAGE_NO_PROC;
+    empty_status(status);
+    if (status != MPI_STATUS_IGNORE) status->MPI_SOURCE = MPI_PROC_NULL;
+    return MPI_SUCCESS;
+  }
   if (c->ndrained.load(std::memory_order_acquire)) {
     if (DrainedMessage* m = drain_match(c, source, tag, true)) {
       VMessage* v = vmsg_new(c);
@@ -280,7 +314,7 @@ int ocr_crcp_MPI_Improbe(int source, int tag, MPI_Comm comm, int* flag, MPI_Mess
   }
   MPI_Message real = MPI_MESSAGE_NULL;
   MPI_Status st;
-  int rc = PMPI_Improbe(source, tag, comm, flag, &real, &st);
+  int rc = be_improbe(source, tag, c, flag, &real, &st);
   if (rc != MPI_SUCCESS || !*flag) return rc;
   // The message left the library's matching: it counts as received now.
   count_recv(c, st.MPI_SOURCE);
@@ -305,15 +339,20 @@ int ocr_crcp_MPI_Mprobe(int source, int tag, MPI_Comm comm, MPI_Message* message
 int ocr_crcp_MPI_Mrecv(void* buf, int count, MPI_Datatype dt, MPI_Message* message,
                        MPI_Status* status) {
   ocr_crcp_safe_point();
-  if (*message == MPI_MESSAGE_NO_PROC || *message == MPI_MESSAGE_NULL)
-    return PMPI_Mrecv(buf, count, dt, message, status);
+  if (*message == MPI_MESSAGE_NO_PROC || *message == MPI_MESSAGE_NULL) {
+    if (!proxied()) return PMPI_Mrecv(buf, count, dt, message, status);
+    empty_status(status);
+    if (status != MPI_STATUS_IGNORE) status->MPI_SOURCE = MPI_PROC_NULL;
+    *message = MPI_MESSAGE_NULL;
+    return MPI_SUCCESS;
+  }
   VMessage* v = vmsg_of(*message, "MPI_Mrecv");
   int rc;
   if (v->drained) {
     rc = drain_deliver(v->drained, v->comm, buf, count, dt, status);
     drain_free(v->drained);
   } else {
-    rc = PMPI_Mrecv(buf, count, dt, &v->real, status);
+    rc = be_mrecv(buf, count, dt, &v->real, status);
   }
   vmsg_delete(v);
   *message = MPI_MESSAGE_NULL;
@@ -323,7 +362,7 @@ int ocr_crcp_MPI_Mrecv(void* buf, int count, MPI_Datatype dt, MPI_Message* messa
 int ocr_crcp_MPI_Imrecv(void* buf, int count, MPI_Datatype dt, MPI_Message* message,
                         MPI_Request* request) {
   ocr_crcp_safe_point();
-  if (*message == MPI_MESSAGE_NO_PROC || *message == MPI_MESSAGE_NULL) {
+  if ((*message == MPI_MESSAGE_NO_PROC || *message == MPI_MESSAGE_NULL) && !proxied()) {
     // Completes at once with a PROC_NULL status; wrap it like any request.
     MPI_Request real;
     int rc = PMPI_Imrecv(buf, count, dt, message, &real);
@@ -335,6 +374,16 @@ int ocr_crcp_MPI_Imrecv(void* buf, int count, MPI_Datatype dt, MPI_Message* mess
     active_add(r);
     *request = handle_of(r);
     return rc;
+  }
+  if (*message == MPI_MESSAGE_NO_PROC || *message == MPI_MESSAGE_NULL) {
+    VRequest* r = vreq_new(ReqKind::kRecv, comm_require(MPI_COMM_SELF, "MPI_Imrecv"));
+    r->active = r->done = r->counted = true;
+    empty_status(&r->status);
+    r->status.MPI_SOURCE = MPI_PROC_NULL;
+    *message = MPI_MESSAGE_NULL;
+    active_add(r);
+    *request = handle_of(r);
+    return MPI_SUCCESS;
   }
   VMessage* v = vmsg_of(*message, "MPI_Imrecv");
   VRequest* r = vreq_new(ReqKind::kRecv, v->comm);
@@ -351,6 +400,10 @@ int ocr_crcp_MPI_Imrecv(void* buf, int count, MPI_Datatype dt, MPI_Message* mess
     r->done = true;
     r->status = st;
     rc = MPI_SUCCESS;
+  } else if (proxied()) {
+    // The message is matched already: receiving it now is what the library would do.
+    rc = be_mrecv(buf, count, dt, &v->real, &r->status);
+    r->done = true;
   } else {
     rc = PMPI_Imrecv(buf, count, dt, &v->real, &r->real);
   }
@@ -367,19 +420,19 @@ int ocr_crcp_MPI_Imrecv(void* buf, int count, MPI_Datatype dt, MPI_Message* mess
 
 int ocr_crcp_MPI_Send_init(const void* buf, int count, MPI_Datatype dt, int dest, int tag,
                            MPI_Comm comm, MPI_Request* request) {
-  return send_init(PMPI_Send_init, buf, count, dt, dest, tag, comm, request, "MPI_Send_init");
+  return send_init(kStandard, buf, count, dt, dest, tag, comm, request, "MPI_Send_init");
 }
 int ocr_crcp_MPI_Ssend_init(const void* buf, int count, MPI_Datatype dt, int dest, int tag,
                             MPI_Comm comm, MPI_Request* request) {
-  return send_init(PMPI_Ssend_init, buf, count, dt, dest, tag, comm, request, "MPI_Ssend_init");
+  return send_init(kSync, buf, count, dt, dest, tag, comm, request, "MPI_Ssend_init");
 }
 int ocr_crcp_MPI_Rsend_init(const void* buf, int count, MPI_Datatype dt, int dest, int tag,
                             MPI_Comm comm, MPI_Request* request) {
-  return send_init(PMPI_Rsend_init, buf, count, dt, dest, tag, comm, request, "MPI_Rsend_init");
+  return send_init(kReady, buf, count, dt, dest, tag, comm, request, "MPI_Rsend_init");
 }
 int ocr_crcp_MPI_Bsend_init(const void* buf, int count, MPI_Datatype dt, int dest, int tag,
                             MPI_Comm comm, MPI_Request* request) {
-  return send_init(PMPI_Bsend_init, buf, count, dt, dest, tag, comm, request, "MPI_Bsend_init");
+  return send_init(kBuffered, buf, count, dt, dest, tag, comm, request, "MPI_Bsend_init");
 }
 
 int ocr_crcp_MPI_Recv_init(void* buf, int count, MPI_Datatype dt, int source, int tag,
@@ -393,7 +446,7 @@ int ocr_crcp_MPI_Recv_init(void* buf, int count, MPI_Datatype dt, int source, in
   r->datatype = dt;
   r->peer = source;
   r->tag = tag;
-  int rc = PMPI_Recv_init(buf, count, dt, source, tag, comm, &r->real);
+  int rc = proxied() ? MPI_SUCCESS : PMPI_Recv_init(buf, count, dt, source, tag, comm, &r->real);
   if (rc != MPI_SUCCESS) {
     vreq_delete(r);
     return rc;

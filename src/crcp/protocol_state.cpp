@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "crcp/crcp_abort.h"
+#include "crcp/crcp_custom.h"
 #include "crcp/crcp_hooks.h"
 
 extern "C" {
@@ -55,7 +56,7 @@ bool behind_locked() {
 // MPI process ends (so mpirun sees a clean exit), without exit handlers or stdio flushes:
 // output still buffered belongs to the image and is printed by the restored job.
 [[noreturn]] void end_rank() {
-  PMPI_Finalize();
+  ocr_crcp_MPI_Finalize();
   _exit(0);
 }
 

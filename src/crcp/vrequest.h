@@ -34,6 +34,7 @@ struct VRequest {
   MPI_Datatype datatype = MPI_DATATYPE_NULL;
   int peer = MPI_ANY_SOURCE;  // comm rank (destination or source)
   int tag = MPI_ANY_TAG;
+  uint8_t send_mode = 0;     // persistent sends: enum SendMode of backend.h
   VRequest* prev = nullptr;  // list of active requests (the checkpoint drains them)
   VRequest* next = nullptr;
 };

@@ -266,6 +266,9 @@ struct ocr_restore_info {
   uint32_t chain_length;
   uint32_t pad;
   char image_path[OCR_MAX_PATH];
+  /* MPI ranks restarted by ompi-restart: the channel file of their ompi-cr-proxy
+   * (docs/proxy.md); empty otherwise. */
+  char proxy_channel[128];
 };
 #define OCR_RESTORE_INFO_MAGIC 0x4f43525245535452ull /* "OCRRESTR" */
 

@@ -13,7 +13,6 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <array>
@@ -24,11 +23,9 @@
 #include <memory_resource>
 #include <vector>
 
-#include "crs/file_identity.h"
 #include "crs/image_chain.h"
 #include "crs/image_reader.h"
-#include "crs/kernel_state.h"
-#include "crs/proc_maps.h"
+#include "crs/restore_check.h"
 #include "crs/restore_plan.h"
 
 extern "C" const char ocr_restorer_blob_start[];
@@ -49,26 +46,6 @@ uint64_t align_up(uint64_t v, uint64_t a) {
 
 std::string errno_str(int e) {
   return strerror(e);
-}
-
-struct Special {
-  uint64_t start, end;
-  std::string name;
-};
-
-// The loader's own [vvar], [vvar_vclock], [vdso] in address order.
-std::vector<Special> current_specials() {
-  std::vector<Special> out;
-  std::pmr::unsynchronized_pool_resource pool;
-  int err = 0;
-  std::string_view text = read_whole_file("/proc/self/maps", &pool, &err);
-  std::pmr::vector<MapEntry> maps(&pool);
-  const char* perr = nullptr;
-  if (text.empty() || parse_proc_maps(text, maps, &perr) != 0) return out;
-  for (const MapEntry& m : maps)
-    if (m.path == "[vvar]" || m.path == "[vvar_vclock]" || m.path == "[vdso]")
-      out.push_back({m.start, m.end, std::string(m.path)});
-  return out;
 }
 
 // Puts fd at a number >= floor and closes the original.
@@ -169,49 +146,11 @@ bool restore_process(const std::string& image_path, const RestoreOptions& opt, s
     return false;
   };
 
-  // The CPU must be able to take back the register state the signal frames hold.
-  const uint64_t have = cpu_xfeatures();
-  if (img.header.xfeatures & ~have) {
-    char b[160];
-    snprintf(b, sizeof b, "needs CPU state features 0x%llx that this CPU lacks (it has 0x%llx)",
-             static_cast<unsigned long long>(img.header.xfeatures),
-             static_cast<unsigned long long>(have));
-    return fail(b);
-  }
-  if (img.header.xsave_size > cpu_xsave_size())
-    return fail("extended CPU state larger than this CPU's");
-
-  for (const ImageFile& f : img.files) {
-    std::string why;
-    if (!same_file_identity(f.path, f.rec, &why))
-      return fail("mapped file " + f.path + " changed since the checkpoint (" + why + ")");
-  }
-  if (img.cwd.empty() || access(img.cwd.c_str(), X_OK) != 0)
-    return fail("working directory " + img.cwd + " is not accessible");
-
-  // The kernel's special mappings move to where the restored libc expects them; that only
-  // works with the same kernel's vdso.
-  std::vector<Special> cur = current_specials();
+  // CPU, mapped files, working directory, vdso: refused here before anything changes.
   std::vector<ocr_plan_special> specials;
+  std::string why;
+  if (!check_restore_environment(img, &specials, &why)) return fail(why);
   const ocr_process_record& pr = img.process;
-  if (pr.vdso_start) {
-    uint64_t cur_vvar = 0, cur_vdso = 0, cur_end = 0;
-    for (const Special& s : cur) {
-      if (!cur_vvar || s.start < cur_vvar) cur_vvar = s.start;
-      if (s.name == "[vdso]") {
-        cur_vdso = s.start;
-        cur_end = s.end;
-      }
-    }
-    if (!cur_vdso) return fail("this system maps no vdso, the checkpointed process had one");
-    const uint64_t saved_vvar = pr.vvar_start ? pr.vvar_start : pr.vdso_start;
-    if (cur_vdso - cur_vvar != pr.vdso_start - saved_vvar ||
-        cur_end - cur_vvar != pr.vdso_group_end - saved_vvar ||
-        XXH3_64bits(reinterpret_cast<const void*>(cur_vdso), cur_end - cur_vdso) != pr.vdso_hash)
-      return fail("the running kernel's vdso differs from the checkpointed one (another kernel)");
-    for (const Special& s : cur)
-      specials.push_back({s.start, s.end, saved_vvar + (s.start - cur_vvar)});
-  }
 
   // From here on the restore happens in a process with the old PID if possible.
   const bool keep_ids = continue_with_pid(img.header.pid, opt.verbose);
@@ -498,6 +437,7 @@ bool restore_process(const std::string& image_path, const RestoreOptions& opt, s
   plan.generation = 1;
   plan.image_hash = img.header.header_hash;
   plan.chain_length = img.header.chain_length ? img.header.chain_length : 1;
+  snprintf(plan.proxy_channel, sizeof plan.proxy_channel, "%s", opt.proxy_channel.c_str());
   {
     char* real = realpath(img.path.c_str(), nullptr);
     snprintf(plan.image_path, sizeof plan.image_path, "%s", real ? real : img.path.c_str());

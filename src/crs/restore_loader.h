@@ -9,6 +9,9 @@ namespace ocr {
 
 struct RestoreOptions {
   bool verbose = false;
+  // An MPI rank restarted by ompi-restart: the channel of the proxy that owns its new MPI
+  // library (handed to the restored runtime through ocr_restore_info).
+  std::string proxy_channel;
 };
 
 // Does not return when the restore starts. Returns false with a one-line `error` when the

@@ -95,6 +95,7 @@ struct ocr_plan {
   uint32_t chain_length;
   uint32_t pad2;
   char image_path[OCR_MAX_PATH]; /* absolute, NUL terminated */
+  char proxy_channel[128];       /* ocr_restore_info.proxy_channel */
   uint32_t keep_tids;            /* the process got its old PID: ask for the old thread ids too */
   uint32_t tid_offset;
   int32_t rseq_offset;

@@ -387,6 +387,10 @@ __attribute__((section(".text.entry"), noreturn)) void ocr_blob_entry(struct ocr
     info->image_path[i] = p->image_path[i];
     if (!p->image_path[i]) break;
   }
+  for (unsigned i = 0; i < sizeof info->proxy_channel; i++) {
+    info->proxy_channel[i] = p->proxy_channel[i];
+    if (!p->proxy_channel[i]) break;
+  }
   info->magic = OCR_RESTORE_INFO_MAGIC;
 
   if (p->verbose) {
