@@ -17,40 +17,13 @@
 #include "crs/image_reader.h"
 #include "crs/skip_reasons.h"
 #include "snapc/global_snapshot.h"
+#include "tools/snapshot_summary.h"
 #include "tools/tool_paths.h"
 
 namespace {
 
 constexpr const char* kTool = "ompi-cr-info";
 using ull = unsigned long long;
-
-std::string human(uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    u++;
-  }
-  char b[32];
-  if (u == 0)
-    snprintf(b, sizeof b, "%llu B", static_cast<ull>(bytes));
-  else
-    snprintf(b, sizeof b, "%.1f %s", v, units[u]);
-  return b;
-}
-
-std::string timestamp(uint64_t ns) {
-  time_t secs = static_cast<time_t>(ns / 1000000000ull);
-  struct tm tm;
-  char b[64], out[96];
-  localtime_r(&secs, &tm);
-  strftime(b, sizeof b, "%Y-%m-%d %H:%M:%S", &tm);
-  char zone[16];
-  strftime(zone, sizeof zone, "%z", &tm);
-  snprintf(out, sizeof out, "%s.%03llu %s", b, static_cast<ull>(ns / 1000000 % 1000), zone);
-  return out;
-}
 
 std::string region_flags(uint32_t f) {
   std::string s;
@@ -134,25 +107,28 @@ void print_image(const std::vector<ocr::Image>& chain) {
   printf("Process:     pid %d, uid %u, %u thread%s\n", h.pid, h.uid, h.nthreads,
          h.nthreads == 1 ? "" : "s");
   printf("Sequence:    %llu\n", static_cast<ull>(h.seq));
-  printf("Created:     %s\n", timestamp(h.created_ns).c_str());
+  printf("Created:     %s\n", ocr::tools::format_time_ns(h.created_ns).c_str());
   printf("Executable:  %s\n", img.exe.c_str());
   printf("Directory:   %s\n", img.cwd.c_str());
   printf("CPU state:   xfeatures 0x%llx, xsave area %u bytes\n", static_cast<ull>(h.xfeatures),
          h.xsave_size);
   printf("Saved:       %llu bytes (%s) in %llu pages, %llu runs\n", static_cast<ull>(h.saved_bytes),
-         human(h.saved_bytes).c_str(), static_cast<ull>(saved_pages), static_cast<ull>(runs));
+         ocr::tools::human_bytes(h.saved_bytes).c_str(), static_cast<ull>(saved_pages),
+         static_cast<ull>(runs));
   if (incremental)
     printf("Inherited:   %llu pages (%s) unchanged since the parent\n",
-           static_cast<ull>(inherited_pages), human(inherited_pages * OCR_PAGE_SIZE).c_str());
+           static_cast<ull>(inherited_pages),
+           ocr::tools::human_bytes(inherited_pages * OCR_PAGE_SIZE).c_str());
   printf("Skipped:\n");
   uint64_t skipped = 0;
   for (unsigned i = 0; i < OCR_SKIP_REASONS; i++) {
     skipped += h.skipped_bytes[i];
     printf("  %-16s %15llu bytes  %10s\n", ocr::skip_reason_name(i),
-           static_cast<ull>(h.skipped_bytes[i]), human(h.skipped_bytes[i]).c_str());
+           static_cast<ull>(h.skipped_bytes[i]),
+           ocr::tools::human_bytes(h.skipped_bytes[i]).c_str());
   }
   printf("  %-16s %15llu bytes  %10s\n", "total", static_cast<ull>(skipped),
-         human(skipped).c_str());
+         ocr::tools::human_bytes(skipped).c_str());
 
   printf("\nRegions (%zu):\n", img.regions.size());
   printf("  %-33s %-4s %-12s %-16s %8s  %s\n", "address", "prot", "kind", "flags", "saved",
@@ -176,7 +152,8 @@ void print_image(const std::vector<ocr::Image>& chain) {
     char line[512];
     snprintf(line, sizeof line, "  %-33s %-4s %-12s %-16s %8s  ", range,
              ocr::prot_string(r.rec.prot).c_str(), ocr::region_kind_name(r.rec.kind),
-             region_flags(r.rec.flags).c_str(), human(pages * OCR_PAGE_SIZE).c_str());
+             region_flags(r.rec.flags).c_str(),
+             ocr::tools::human_bytes(pages * OCR_PAGE_SIZE).c_str());
     std::string out = line + what;
     while (!out.empty() && out.back() == ' ') out.pop_back();
     printf("%s\n", out.c_str());
@@ -215,61 +192,6 @@ void print_image(const std::vector<ocr::Image>& chain) {
   if (img.have_sigactions) printf("%d handler%s installed\n", handlers, handlers == 1 ? "" : "s");
 }
 
-std::string wall_time(double unix_seconds) {
-  return timestamp(static_cast<uint64_t>(unix_seconds * 1e9));
-}
-
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const std::string& a : v) s += (s.empty() ? "" : " ") + a;
-  return s;
-}
-
-void print_global(const ocr::snapc::GlobalSnapshot& g) {
-  const ocr::snapc::JobInfo& j = g.job;
-  printf("Global snapshot: %s\n", g.dir.c_str());
-  printf("Job:         mpirun pid %lld, %d rank%s on %zu host%s (%s)\n",
-         static_cast<long long>(j.mpirun_pid), j.nprocs, j.nprocs == 1 ? "" : "s", j.hosts.size(),
-         j.hosts.size() == 1 ? "" : "s", join(j.hosts).c_str());
-  printf("Command:     %s\n", join(j.argv).c_str());
-  printf("Directory:   %s\n", j.cwd.c_str());
-  printf("MPI library: %s\n", j.mpi_library.empty() ? "-" : j.mpi_library.c_str());
-  for (const std::string& e : j.environment) printf("Environment: %s\n", e.c_str());
-  printf("Snapshots:   %zu complete\n", g.snapshots.size());
-  for (const ocr::snapc::SnapshotInfo& s : g.snapshots) {
-    uint64_t bytes = 0, msgs = 0, msg_bytes = 0;
-    for (const ocr::snapc::RankRecord& r : s.ranks) {
-      bytes += r.bytes_written;
-      msgs += r.drained_messages;
-      msg_bytes += r.drained_bytes;
-    }
-    printf("\nSnapshot %llu: %s", static_cast<ull>(s.seq), s.kind.c_str());
-    if (s.parent_seq >= 0) printf(" (parent %lld)", static_cast<long long>(s.parent_seq));
-    printf("%s\n", s.term ? ", job ended after it (--term)" : "");
-    printf("  Committed: %s (started %s)\n", wall_time(s.committed).c_str(),
-           wall_time(s.started).c_str());
-    printf("  Timings:   coordination %.3f s, writing %.3f s, total %.3f s\n",
-           s.coordination_seconds, s.write_seconds, s.total_seconds);
-    printf("  Written:   %llu bytes (%s); drained %llu messages (%llu bytes)\n",
-           static_cast<ull>(bytes), human(bytes).c_str(), static_cast<ull>(msgs),
-           static_cast<ull>(msg_bytes));
-    printf("  %-5s %-16s %-8s %10s %10s %9s %9s %8s  %s\n", "rank", "host", "pid", "bytes", "pages",
-           "drained", "dr.bytes", "write s", "image");
-    for (const ocr::snapc::RankRecord& r : s.ranks) {
-      printf("  %-5d %-16s %-8d %10s %10llu %9llu %9llu %8.3f  %s/%s\n", r.rank, r.host, r.pid,
-             human(r.bytes_written).c_str(), static_cast<ull>(r.pages_saved),
-             static_cast<ull>(r.drained_messages), static_cast<ull>(r.drained_bytes),
-             r.write_seconds, g.dir.c_str(), r.image_path);
-      std::string skipped;
-      for (unsigned i = 0; i < OCR_SKIP_REASONS; i++)
-        if (r.pages_skipped[i])
-          skipped += std::string(skipped.empty() ? "" : ", ") + ocr::skip_reason_name(i) + " " +
-                     std::to_string(r.pages_skipped[i]);
-      if (!skipped.empty()) printf("        skipped pages: %s\n", skipped.c_str());
-    }
-  }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -294,7 +216,7 @@ int main(int argc, char** argv) {
     ocr::snapc::GlobalSnapshot g;
     std::string gerr;
     if (!ocr::snapc::read_global_snapshot(target, &g, &gerr)) ocr::tools::die(kTool, gerr);
-    print_global(g);
+    ocr::tools::print_global_snapshot(g);
     return 0;
   }
 
