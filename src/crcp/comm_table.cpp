@@ -20,6 +20,7 @@ struct Slot {
 
 Slot g_slots[kSlots];
 std::mutex g_mu;  // writers only
+std::vector<std::pair<uint64_t, uint64_t>> g_retired;
 MPI_Group g_world_group = MPI_GROUP_NULL;
 
 size_t hash_of(MPI_Comm c) {
@@ -123,11 +124,32 @@ void comm_unregister(MPI_Comm comm) {
     if (k == comm) {
       // The CommInfo stays allocated: a concurrent reader may still hold it, and drained
       // messages of a freed communicator can never be received anyway.
+      if (CommInfo* c = g_slots[i].info.load())
+        g_retired.emplace_back(c->id, c->seq.load(std::memory_order_relaxed));
       g_slots[i].info.store(nullptr, std::memory_order_release);
       g_slots[i].key.store(kTombstone, std::memory_order_release);
       return;
     }
   }
+}
+
+std::vector<std::pair<uint64_t, uint64_t>> comm_retired() {
+  std::lock_guard<std::mutex> lk(g_mu);
+  return g_retired;
+}
+
+CommInfo* pseudo_comm(uint64_t key, const std::vector<int>& world) {
+  static std::mutex mu;
+  static std::map<uint64_t, CommInfo*> all;
+  std::lock_guard<std::mutex> lk(mu);
+  CommInfo*& c = all[key];
+  if (!c) {
+    // A unique address of ours serves as its handle in the table; never given out.
+    auto handle = reinterpret_cast<MPI_Comm>(new char[1]);
+    c = comm_register_known(handle, key, static_cast<int>(world.size()), 0, world);
+    c->pseudo = true;
+  }
+  return c;
 }
 
 void comm_for_each(void (*fn)(CommInfo*, void*), void* arg) {

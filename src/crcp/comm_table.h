@@ -31,6 +31,9 @@ struct CommInfo {
   // here so that topology queries on such communicators need no library.
   int64_t proxy_id = -1;
   bool proxy_born = false;
+  // Not a communicator: the members of an MPI_Comm_create_group call, counted like a
+  // communicator's collectives (the call completes only when every member makes it).
+  bool pseudo = false;
   std::vector<int> cart_dims, cart_periods;
   // MPI_Comm_create_group calls on this parent per (tag, group): part of the child's id.
   std::map<std::pair<int, uint64_t>, uint64_t> create_group_calls;
@@ -51,6 +54,11 @@ CommInfo* comm_register(MPI_Comm comm, uint64_t id);
 CommInfo* comm_register_known(MPI_Comm comm, uint64_t id, int size, int rank,
                               const std::vector<int>& world);
 void comm_unregister(MPI_Comm comm);
+// (id, collectives entered) of every communicator this rank has freed.
+std::vector<std::pair<uint64_t, uint64_t>> comm_retired();
+// The pseudo-communicator of the MPI_Comm_create_group calls with this key (created on
+// first use with these world ranks as members).
+CommInfo* pseudo_comm(uint64_t key, const std::vector<int>& world);
 // Every registered communicator; the callback must not register or unregister.
 void comm_for_each(void (*fn)(CommInfo*, void*), void* arg);
 

@@ -116,6 +116,7 @@ int ocr_crcp_MPI_Test(MPI_Request* request, int* flag, MPI_Status* status) {
 }
 
 int ocr_crcp_MPI_Request_get_status(MPI_Request request, int* flag, MPI_Status* status) {
+  ocr_crcp_safe_point();
   VRequest* r = vreq_of(request, "MPI_Request_get_status");
   if (!r || (r->persistent && !r->active)) {
     *flag = 1;

@@ -242,7 +242,7 @@ std::string coordinate(const JobRequest& req, double* rounds_out) {
                               std::to_string(drained) + " messages drained; writing images");
       return "";
     }
-    agent_set_targets(targets);
+    agent_set_targets(targets, !aligned);
     std::string line = "coordinating: round " + std::to_string(round) + ", " +
                        std::to_string(ready) + "/" + std::to_string(n) + " ranks parked, " +
                        std::to_string(in_flight) + " messages in flight, " +
@@ -266,6 +266,7 @@ void run_protocol(const JobRequest& req, const std::string& refusal) {
   // Threads must park from now on: a rank reaching MPI_Finalize parks there instead of
   // leaving MPI while the others coordinate.
   if (refusal.empty()) agent_begin();
+  const LocalSnapshot before = agent_snapshot();  // drained counts are per snapshot
 
   // Round "hello".
   std::string hello = refusal.empty() ? "ok" : "refuse\n" + refusal;
@@ -380,8 +381,8 @@ void run_protocol(const JobRequest& req, const std::string& refusal) {
   for (int i = 0; i < OCR_SKIP_REASONS; i++) rec.pages_skipped[i] = out.wr.skipped[i] / 4096;
   rec.image_hash = out.wr.header_hash;
   rec.write_seconds = static_cast<double>(out.micros) * 1e-6;
-  rec.drained_messages = after.drained_messages;
-  rec.drained_bytes = after.drained_bytes;
+  rec.drained_messages = after.drained_messages - before.drained_messages;
+  rec.drained_bytes = after.drained_bytes - before.drained_bytes;
   snprintf(rec.kind, sizeof rec.kind, "%s", out.incremental ? "incremental" : "full");
 
   // Round "image".

@@ -15,6 +15,7 @@ namespace ocr::crcp {
 namespace {
 
 void drain_comm(CommInfo* c, void*) {
+  if (c->pseudo) return;
   for (;;) {
     int flag = 0;
     MPI_Status st;
@@ -44,7 +45,7 @@ uint64_t drain_step() {
     be_test(&r->real, &flag, &st);
     if (flag)
       vreq_completed(r, st);
-    else if (r->kind != ReqKind::kRecv)
+    else if (r->kind != ReqKind::kRecv || r->counted)  // counted: an Imrecv in transfer
       incomplete++;
   }
   lists_unlock();
@@ -74,6 +75,11 @@ std::vector<PostedReceive> posted_receives() {
     PMPI_Type_get_true_extent(r->datatype, &true_lb, &true_extent);
     if (true_extent <= 0) continue;
     const size_t span = static_cast<size_t>((r->count - 1) * extent + true_extent);
+    // Only a contiguous buffer is all message: a strided one (a matrix column) spans data
+    // the message does not overwrite, which must be saved.
+    int type_size = 0;
+    PMPI_Type_size(r->datatype, &type_size);
+    if (static_cast<size_t>(type_size) * static_cast<size_t>(r->count) != span) continue;
     out.push_back({static_cast<char*>(r->buf) + true_lb, span});
   }
   lists_unlock();

@@ -134,7 +134,9 @@ int ocr_crcp_MPI_Init_thread(int* argc, char*** argv, int required, int* provide
 }
 
 int ocr_crcp_MPI_Finalize(void) {
-  ocr_crcp_safe_point();
+  // MPI_Finalize is collective over the job: while a rank is behind its targets, the
+  // others wait here rather than leave MPI.
+  if (checkpoint_pending()) park_here(true);
   {
     std::lock_guard<std::mutex> lk(g_proto.mu);
     g_proto.phase.store(static_cast<int>(MpiPhase::kFinalizing));
@@ -145,7 +147,7 @@ int ocr_crcp_MPI_Finalize(void) {
 }
 
 void ocr_crcp_coll_enter(MPI_Comm comm) {
-  ocr_crcp_safe_point();
+  if (checkpoint_pending()) park_here(true);
   if (CommInfo* c = comm_lookup(comm))
     c->seq.fetch_add(1, std::memory_order_relaxed);
   else if (comm != MPI_COMM_NULL)
@@ -195,14 +197,27 @@ int ocr_crcp_MPI_Comm_create_group(MPI_Comm comm, MPI_Group group, int tag, MPI_
   ocr_crcp_safe_point();
   CommInfo* p = comm_require(comm, "MPI_Comm_create_group");
   if (proxied()) return ocr_crcp_unsupported_in_proxy("MPI_Comm_create_group");
-  int rc = PMPI_Comm_create_group(comm, group, tag, newcomm);
-  if (rc != MPI_SUCCESS || *newcomm == MPI_COMM_NULL) return rc;
   // Collective over the group only: the parent's collective count differs between
   // members. The group's members, the tag and how often this rank created a communicator
-  // from the same (group, tag) on this parent identify the call instead.
-  CommInfo* c = comm_register(*newcomm, 0);
+  // from the same (group, tag) on this parent identify the call instead; the same key
+  // names a pseudo-communicator whose count aligns the members at a checkpoint.
+  int gsize = 0;
+  PMPI_Group_size(group, &gsize);
+  std::vector<int> granks(static_cast<size_t>(gsize)), gworld(static_cast<size_t>(gsize));
+  for (int i = 0; i < gsize; i++) granks[static_cast<size_t>(i)] = i;
+  MPI_Group wg;
+  PMPI_Comm_group(MPI_COMM_WORLD, &wg);
+  PMPI_Group_translate_ranks(group, gsize, granks.data(), wg, gworld.data());
+  PMPI_Group_free(&wg);
   uint64_t h = 0;
-  for (int w : c->world) h = comm_id_mix(h, static_cast<uint64_t>(w));
+  for (int w : gworld) h = comm_id_mix(h, static_cast<uint64_t>(w));
+  CommInfo* pseudo =
+      pseudo_comm(comm_id_mix(comm_id_mix(p->id, h), static_cast<uint64_t>(tag) + 11), gworld);
+  if (checkpoint_pending()) park_here(true);
+  pseudo->seq.fetch_add(1, std::memory_order_relaxed);
+  int rc = PMPI_Comm_create_group(comm, group, tag, newcomm);
+  if (rc != MPI_SUCCESS || *newcomm == MPI_COMM_NULL) return rc;
+  CommInfo* c = comm_register(*newcomm, 0);
   uint64_t& calls = p->create_group_calls[{tag, h}];
   c->id = comm_id_mix(comm_id_mix(comm_id_mix(p->id, h), static_cast<uint64_t>(tag) + 7), ++calls);
   ReplayCreateGroup rec{static_cast<uint64_t>(reinterpret_cast<uintptr_t>(comm)),

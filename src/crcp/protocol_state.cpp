@@ -72,7 +72,7 @@ void counters_init(int world_size) {
   }
 }
 
-void park_here() {
+void park_here(bool at_collective) {
   if (g_proto.phase.load() != static_cast<int>(MpiPhase::kRunning)) return;
   std::unique_lock<std::mutex> lk(g_proto.mu);
   if (!checkpoint_pending()) return;
@@ -83,7 +83,7 @@ void park_here() {
       term = g_proto.term;
       break;
     }
-    if (!g_proto.cut && behind_locked()) break;
+    if (!g_proto.cut && (behind_locked() || (g_proto.any_behind && !at_collective))) break;
     uint32_t gen = g_proto.gen.load();
     if (g_proto.cut) {
       g_proto.idle++;
@@ -106,6 +106,7 @@ void park_here() {
 void agent_begin() {
   std::lock_guard<std::mutex> lk(g_proto.mu);
   g_proto.targets.clear();
+  g_proto.any_behind = false;
   g_proto.cut = false;
   g_proto.term = false;
   g_proto.incomplete = 0;
@@ -124,6 +125,9 @@ LocalSnapshot agent_snapshot() {
                                                             c->seq.load(std::memory_order_relaxed));
       },
       &s);
+  // Freed communicators keep counting: a member that has not freed one yet may still be
+  // behind on its last collectives.
+  for (const auto& r : comm_retired()) s.seqs.push_back(r);
   const int n = g_proto.counters.size;
   s.sent.resize(static_cast<size_t>(n));
   s.recv.resize(static_cast<size_t>(n));
@@ -136,9 +140,10 @@ LocalSnapshot agent_snapshot() {
   return s;
 }
 
-void agent_set_targets(const std::unordered_map<uint64_t, uint64_t>& targets) {
+void agent_set_targets(const std::unordered_map<uint64_t, uint64_t>& targets, bool any_behind) {
   std::lock_guard<std::mutex> lk(g_proto.mu);
   g_proto.targets = targets;
+  g_proto.any_behind = any_behind;
   g_proto.gen.fetch_add(1);
   futex_wake_all(&g_proto.gen);
 }
@@ -166,6 +171,7 @@ void agent_release(bool term) {
   g_proto.term = term;
   g_proto.cut = false;
   g_proto.targets.clear();
+  g_proto.any_behind = false;
   __atomic_store_n(&ocr_crcp_ckpt_pending, 0, __ATOMIC_SEQ_CST);
   g_proto.gen.fetch_add(1);
   futex_wake_all(&g_proto.gen);

@@ -46,7 +46,11 @@ struct ProtocolState {
   bool cut = false;              // the cut is decided: parked threads stay out of the library
   bool term = false;             // with the release: end the job (ompi-checkpoint --term)
   std::unordered_map<uint64_t, uint64_t> targets;  // comm id -> collective target
-  int parked = 0;                                  // application threads in the park loop
+  // Some rank is behind its targets: ranks that are not stay parked only at collective
+  // entries and otherwise run on (point-to-point), since the rank behind may need their
+  // messages to get to its collective.
+  bool any_behind = false;
+  int parked = 0;           // application threads in the park loop
   int idle = 0;             // of those, waiting outside the library (after the cut)
   uint64_t incomplete = 0;  // send and collective requests not complete at the last drain
 };
@@ -66,8 +70,9 @@ inline void count_recv(const CommInfo* c, int source) {
 
 void counters_init(int world_size);
 
-// The park loop (safe point with a checkpoint pending).
-void park_here();
+// The park loop (safe point with a checkpoint pending). at_collective: the thread is at
+// the entry of a collective (or another call that only completes when all members make it).
+void park_here(bool at_collective = false);
 
 // --- agent side ----------------------------------------------------------------------
 struct LocalSnapshot {
@@ -80,7 +85,7 @@ struct LocalSnapshot {
 };
 void agent_begin();  // raises the checkpoint flag
 LocalSnapshot agent_snapshot();
-void agent_set_targets(const std::unordered_map<uint64_t, uint64_t>& targets);
+void agent_set_targets(const std::unordered_map<uint64_t, uint64_t>& targets, bool any_behind);
 // Tells parked threads to stay out of the library and waits until they all do. False if
 // no application thread is parked (then there is nothing to cut).
 bool agent_cut();

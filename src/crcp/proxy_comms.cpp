@@ -94,6 +94,7 @@ bool rebuild_communicators(std::string* err) {
   // below can never wait on each other in a cycle.
   std::sort(all.begin(), all.end(), [](CommInfo* a, CommInfo* b) { return a->id < b->id; });
   for (CommInfo* c : all) {
+    if (c->pseudo) continue;
     if (c->handle == MPI_COMM_WORLD) {
       c->proxy_id = 0;
       continue;
