@@ -38,7 +38,7 @@ bool is_library_path(const std::string& path) {
   if (path.find("/ompi-cr-proxy.") != std::string::npos) return true;  // a proxy's channel
   // opal's POSIX shared-memory segments (shm_open names; e.g. the vader/sm rendezvous).
   if (path.compare(0, 17, "/dev/shm/open_mpi") == 0) return true;
-  if (path.find("/ompi.") != std::string::npos) return true;           // ORTE session directories
+  if (path.find("/ompi.") != std::string::npos) return true;  // ORTE session directories
   if (const char* loc = getenv("OMPI_FILE_LOCATION"); loc && *loc) {
     std::string l = loc;
     // The job's session dir: three levels above the rank's (…/<jobfam>/<job>/<vpid>).

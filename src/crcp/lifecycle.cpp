@@ -112,6 +112,10 @@ int init_common(int* argc, char*** argv, int required, int* provided) {
 
 }  // namespace
 
+void release_pmix() {
+  pmix_at_exit();
+}
+
 void forget_direct_library() {
   g_pmix_up = false;  // that PMIx client is gone with the old job
   g_proto.library_tids.clear();

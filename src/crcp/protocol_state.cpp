@@ -9,6 +9,7 @@
 #include "crcp/crcp_abort.h"
 #include "crcp/crcp_custom.h"
 #include "crcp/crcp_hooks.h"
+#include "crcp/restored_rank.h"
 
 extern "C" {
 int ocr_crcp_ckpt_pending = 0;
@@ -57,6 +58,7 @@ bool behind_locked() {
 // output still buffered belongs to the image and is printed by the restored job.
 [[noreturn]] void end_rank() {
   ocr_crcp_MPI_Finalize();
+  release_pmix();
   _exit(0);
 }
 

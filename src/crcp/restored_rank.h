@@ -16,4 +16,8 @@ bool become_proxied(int64_t* mpirun_pid, std::string* err);
 // Forgets what belonged to the direct-mode library (its PMIx reference, threads, fds).
 void forget_direct_library();
 
+// Drops this process's own PMIx reference (after MPI_Finalize): without it the PMIx server
+// counts the rank as exiting improperly. Idempotent.
+void release_pmix();
+
 }  // namespace ocr::crcp
