@@ -154,8 +154,22 @@ snapc::JobInfo job_info(const std::vector<snapc::RankRecord>& records) {
   while (std::getline(cmdline, arg, '\0')) job.argv.push_back(arg);
   char cwd[PATH_MAX];
   if (getcwd(cwd, sizeof cwd)) job.cwd = cwd;
-  for (char** e = environ; e && *e; e++)
-    if (!strncmp(*e, "OMPI_CR_", 8) || !strncmp(*e, "OMPI_MCA_", 9)) job.environment.push_back(*e);
+  // The user's settings, not the old job's launch state (daemon URIs, the transport
+  // precondition key, how this job's ranks were started): a restart gets new ones.
+  static const char* const kLaunchState[] = {"OMPI_MCA_orte_",
+                                             "OMPI_MCA_pmix",
+                                             "OMPI_MCA_ess",
+                                             "OMPI_MCA_mca_base_env_list",
+                                             "OMPI_MCA_mca_base_param_file_prefix",
+                                             "OMPI_CR_MPIRUN_PID=",
+                                             "OMPI_MCA_rmaps_base_oversubscribe",
+                                             "OMPI_MCA_mpi_oversubscribe"};
+  for (char** e = environ; e && *e; e++) {
+    if (strncmp(*e, "OMPI_CR_", 8) != 0 && strncmp(*e, "OMPI_MCA_", 9) != 0) continue;
+    bool launch = false;
+    for (const char* prefix : kLaunchState) launch = launch || !strncmp(*e, prefix, strlen(prefix));
+    if (!launch) job.environment.push_back(*e);
+  }
   job.mpi_library = g_proto.library_version;
   std::set<std::string> hosts;
   for (const auto& r : records) hosts.insert(std::string(r.host, strnlen(r.host, sizeof r.host)));
