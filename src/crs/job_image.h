@@ -50,6 +50,11 @@ struct JobImageOutcome {
 // that resumes here (after RESTART callbacks; the caller continues its own restart path).
 int job_image(const JobImageRequest& request, JobImageOutcome* outcome);
 
+// The job's snapshot that holds the image job_image() just wrote was not committed: that
+// image must not become the parent of the next incremental one (whose metadata would name
+// a snapshot that does not exist). The next image is full.
+void job_image_discard();
+
 // Number of times this process was restored (0 in the original process).
 uint32_t restart_count();
 

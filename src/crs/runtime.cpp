@@ -601,6 +601,13 @@ void wake_agent() {
   }
 }
 
+void job_image_discard() {
+  g_rt.parent_path[0] = 0;
+  g_rt.parent_hash = 0;
+  g_rt.parent_chain = 0;
+  if (g_rt.tracker) g_rt.tracker->invalidate();
+}
+
 uint32_t restart_count() {
   return g_rt.restarts.load();
 }
