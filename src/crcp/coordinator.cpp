@@ -380,7 +380,11 @@ void run_protocol(const JobRequest& req, const std::string& refusal) {
       }
       g_co.mpirun_pid = mpirun;
       g_co.handled_id = req.id;
-      g_co.last_committed_seq = static_cast<int64_t>(seq);
+      // The restarted job writes its snapshots into a global snapshot directory of its own
+      // (named after its mpirun), which cannot refer to images of another: its first
+      // image is full.
+      g_co.last_committed_seq = -1;
+      job_image_discard();
       agent_release(false);
       return;
     }
