@@ -4,8 +4,9 @@
 # of a plain run; plus bad input. One ctest per program x scenario (harness.sh says what
 # each scenario does). Included from the top-level CMakeLists.txt after launch.cmake.
 #
-#   ctest --test-dir build -L '^crcp$'       all of these (about 5 minutes on 2 cores; a bare
+#   ctest --test-dir build -L '^crcp$'       all of these (about 9 minutes on 2 cores; a bare
 #                                            "-L crcp" also matches the label crcp_wrappers)
+#   ctest --test-dir build -L '^restart$'    only the restart scenarios (about 5 minutes)
 #   cmake --build build --target crcp_programs
 #
 # Like launch.cmake, nothing has to be installed: the harness points Open MPI at the
@@ -48,8 +49,13 @@ function(ocr_crcp_test prog np iters work)
                      $<TARGET_FILE_DIR:ompi-checkpoint> "${ocr_crcp_component_dir}"
                      "${ocr_crcp_param_set_dir}" ${OCR_CRCP_PROGRAM_DIR} ${OCR_MPIRUN}
                      -- ${iters} ${work})
+    if(scenario MATCHES "^(restart|generations)")
+      set(labels "mpi;crcp;restart")
+    else()
+      set(labels "mpi;crcp")
+    endif()
     set_tests_properties(${name} PROPERTIES
-      LABELS "mpi;crcp"
+      LABELS "${labels}"
       TIMEOUT 300
       RESOURCE_LOCK ompi_cr_mpi
       SKIP_RETURN_CODE 77
@@ -59,14 +65,23 @@ endfunction()
 
 # Parameters: ranks, iterations, work per iteration; each run takes 2-4 s here (2 cores,
 # oversubscribed). Scenarios: am (no checkpoint), ckpt (one), multi (four, two at once),
-# term (checkpoint, then the job ends) and bad input (badpid, noam, unwritable).
-ocr_crcp_test(ring 3 350 400 am ckpt multi term badpid noam unwritable)
-ocr_crcp_test(halo2d 4 400 400 am ckpt multi)
-ocr_crcp_test(cg 3 800 150 am ckpt multi)
-ocr_crcp_test(master_worker 3 1600 300 am ckpt multi)
-ocr_crcp_test(alltoallv 4 600 120 am ckpt multi)
-ocr_crcp_test(datatypes 3 600 200 am ckpt multi)
-ocr_crcp_test(cart_split 4 500 200 am ckpt multi)
-ocr_crcp_test(eager_flood 3 16 15 am ckpt multi term)
-ocr_crcp_test(unequal_compute 3 64 1500 am ckpt multi)
-ocr_crcp_test(persistent_probe 2 800 400 am ckpt multi)
+# term (checkpoint, then the job ends) and bad input (badpid, noam, unwritable); restart
+# scenarios (label "restart" too): restart (checkpoint, kill -9, ompi-restart),
+# restart_multi (two checkpoints, restart of the newer, then of the older with -s),
+# generations (three restarted generations, each checkpointed and killed but the last),
+# restart_term (--term, then restart), restart_incremental (full + incremental
+# checkpoints, restart of an incremental snapshot, --incremental checkpoint of the
+# restarted job), restart_inflight (restart of a snapshot with drained messages).
+# am and ckpt run for ring only: the other programs' multi does everything ckpt does (and
+# runs under --am), restart checkpoints at the same point.
+ocr_crcp_test(ring 3 350 400 am ckpt multi term badpid noam unwritable
+               restart restart_multi generations restart_term restart_incremental)
+ocr_crcp_test(halo2d 4 400 400 multi restart restart_multi restart_incremental)
+ocr_crcp_test(cg 3 800 150 multi restart generations)
+ocr_crcp_test(master_worker 3 1600 300 multi restart restart_multi)
+ocr_crcp_test(alltoallv 4 600 120 multi restart)
+ocr_crcp_test(datatypes 3 600 200 multi restart restart_incremental)
+ocr_crcp_test(cart_split 4 500 200 multi restart generations)
+ocr_crcp_test(eager_flood 3 16 15 multi term restart restart_multi restart_term restart_inflight)
+ocr_crcp_test(unequal_compute 3 64 1500 multi restart)
+ocr_crcp_test(persistent_probe 2 800 400 multi restart)

@@ -26,7 +26,7 @@ log() { printf '[%s] %s\n' "${CRCP_TEST:-crcp}" "$*"; }
 # show FILE [LINES]: the last lines of a file for a failure report
 show() {
   [ -e "$1" ] || return 0
-  printf -- '--- %s (%s lines, last %s):\n' "${1##*/}" "$(grep -c '' "$1" 2>/dev/null || echo 0)" "${2:-15}" >&2
+  printf -- '--- %s (%s lines, last %s):\n' "${1##*/}" "$(grep -c '' "$1" 2>/dev/null || true)" "${2:-15}" >&2
   tail -n "${2:-15}" "$1" >&2 || true
 }
 
@@ -300,4 +300,71 @@ check_snapshot() {
   [ "$(tr ' ' '\n' <<<"$pids" | grep . | sort -u | grep -c .)" -eq "$np" ] || fail "snapshot $seq: pids not distinct: $pids"
   DRAINED_TOTAL=$((DRAINED_TOTAL + drained))
   log "snapshot $seq: complete, ranks 0..$((np - 1)), $drained messages drained"
+}
+
+# ---------------------------------------------------------------- restart ----
+
+# descendants PID: every process below PID (children first found, depth first)
+descendants() {
+  local k
+  for k in $(pgrep -P "$1" 2>/dev/null || true); do
+    echo "$k"
+    descendants "$k"
+  done
+}
+
+# kill_job NAME [PIDS]: kill -9 mpirun (or the ompi-restart that became it) and every
+# process below it (or PIDS, listed earlier and maybe killed already), all at once;
+# waits until all are gone and mpirun is reaped. The job's stdout then holds what it
+# printed before the kill ($T/NAME.rc: mpirun's status).
+kill_job() {
+  local name=$1 procs=${2:-} pid p waited=0
+  pid=$(cat "$T/$name.pid")
+  if [ -z "$procs" ]; then
+    proc_alive "$pid" || fail "$name: mpirun $pid ended before it was to be killed"
+    procs="$pid $(descendants "$pid" | tr '\n' ' ')"
+  fi
+  # shellcheck disable=SC2086
+  kill -9 $procs 2>/dev/null || true
+  for p in $procs; do
+    while proc_alive "$p"; do
+      sleep 0.02
+      waited=$((waited + 1))
+      [ $waited -lt $((OCR_WAIT_LIMIT * 50)) ] || fail "$name: process $p still alive ${OCR_WAIT_LIMIT}s after kill -9"
+    done
+  done
+  local rc=0
+  wait "$pid" 2>/dev/null || rc=$?
+  echo "$rc" >"$T/$name.rc"
+  log "killed $name (kill -9 of mpirun $pid and $(($(wc -w <<<"$procs") - 1)) processes below it) after $(grep -c '' "$T/$name.out") lines"
+}
+
+# start_restart NAME GDIR [OMPI-RESTART OPTIONS...]: ompi-restart in the background (it
+# becomes the job's mpirun: same PID). $T/NAME.out/.err/.pid/.cmd; sets JOB_PID.
+start_restart() {
+  local name=$1 gdir=$2
+  shift 2
+  local cmd=("$BIN/ompi-restart" --mpirun "$MPIRUN" --mpirun_opts --oversubscribe "$@" "$gdir")
+  printf '%q ' "${cmd[@]}" >"$T/$name.cmd"
+  "${cmd[@]}" >"$T/$name.out" 2>"$T/$name.err" </dev/null &
+  JOB_PID=$!
+  CRCP_PIDS+=("$JOB_PID")
+  echo "$JOB_PID" >"$T/$name.pid"
+  log "started $name: ompi-restart pid $JOB_PID: $*${*:+ }$gdir"
+}
+
+# finish_gate NAME GATE: like finish_job, but opens the gate file GATE (a restarted job
+# waits for the gate of the job it was checkpointed from: the name is in its memory)
+finish_gate() {
+  local name=$1 gate=$2 pid waited=0
+  pid=$(cat "$T/$name.pid")
+  touch "$gate"
+  while proc_alive "$pid"; do
+    sleep 0.05
+    waited=$((waited + 1))
+    [ $waited -lt $((OCR_WAIT_LIMIT * 20)) ] || fail "$name: mpirun $pid still running ${OCR_WAIT_LIMIT}s after its gate opened (hang?)"
+  done
+  JOB_RC=0
+  wait "$pid" || JOB_RC=$?
+  echo "$JOB_RC" >"$T/$name.rc"
 }
