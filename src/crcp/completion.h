@@ -9,6 +9,17 @@
 
 namespace ocr::crcp {
 
+// MPI_Test_cancelled without a call (Open MPI keeps the flag in the public status).
+inline bool status_cancelled(const MPI_Status& st) {
+#ifdef OPEN_MPI
+  return st._cancelled != 0;
+#else
+  int c = 0;
+  PMPI_Test_cancelled(&st, &c);
+  return c != 0;
+#endif
+}
+
 // Records a completion the library reported (counts a received message once).
 void vreq_completed(VRequest* r, const MPI_Status& status);
 // True when the request's operation is complete (asks the library if needed).

@@ -462,8 +462,10 @@ void run_protocol(const JobRequest& req, const std::string& refusal) {
   } else {
     committed = all[0] == "committed";
   }
-  if (committed) g_co.last_committed_seq = static_cast<int64_t>(seq);
-  else if (failure.empty()) job_image_discard();
+  if (committed)
+    g_co.last_committed_seq = static_cast<int64_t>(seq);
+  else if (failure.empty())
+    job_image_discard();
   vlog("checkpoint %s: seq %llu, %.3f s coordination, %.3f s images, %llu drained",
        committed ? "committed" : "failed", static_cast<unsigned long long>(seq), t_cut - t_start,
        t_images - t_cut, static_cast<unsigned long long>(drained_msgs));

@@ -153,7 +153,7 @@ int ocr_crcp_MPI_Finalize(void) {
 void ocr_crcp_coll_enter(MPI_Comm comm) {
   if (checkpoint_pending()) park_here(true);
   if (CommInfo* c = comm_lookup(comm))
-    c->seq.fetch_add(1, std::memory_order_relaxed);
+    bump(c->seq);
   else if (comm != MPI_COMM_NULL)
     comm_require(comm, "a collective");
 }
@@ -218,7 +218,7 @@ int ocr_crcp_MPI_Comm_create_group(MPI_Comm comm, MPI_Group group, int tag, MPI_
   CommInfo* pseudo =
       pseudo_comm(comm_id_mix(comm_id_mix(p->id, h), static_cast<uint64_t>(tag) + 11), gworld);
   if (checkpoint_pending()) park_here(true);
-  pseudo->seq.fetch_add(1, std::memory_order_relaxed);
+  bump(pseudo->seq);
   int rc = PMPI_Comm_create_group(comm, group, tag, newcomm);
   if (rc != MPI_SUCCESS || *newcomm == MPI_COMM_NULL) return rc;
   CommInfo* c = comm_register(*newcomm, 0);

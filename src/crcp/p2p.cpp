@@ -67,9 +67,7 @@ int blocking_recv(void* buf, int count, MPI_Datatype dt, int source, int tag, MP
       int flag = 0;
       PMPI_Test(&real, &flag, &st);
       if (flag) {
-        int cancelled = 0;
-        PMPI_Test_cancelled(&st, &cancelled);
-        if (!cancelled && st.MPI_SOURCE >= 0) count_recv(c, st.MPI_SOURCE);
+        if (!status_cancelled(st) && st.MPI_SOURCE >= 0) count_recv(c, st.MPI_SOURCE);
         if (status != MPI_STATUS_IGNORE) *status = st;
         return st.MPI_ERROR == MPI_ERR_TRUNCATE ? MPI_ERR_TRUNCATE : MPI_SUCCESS;
       }

@@ -64,7 +64,7 @@ target_link_libraries(ocr_crcp_wrappers PUBLIC MPI::MPI_C)
 target_compile_definitions(ocr_crcp_wrappers PUBLIC OMPI_SKIP_MPICXX=1 MPICH_SKIP_MPICXX=1)
 # The MPI_X definitions must be exported from the shared library they end up in.
 set_target_properties(ocr_crcp_wrappers PROPERTIES C_VISIBILITY_PRESET default)
-target_compile_options(ocr_crcp_wrappers PRIVATE -fvisibility=default)
+target_compile_options(ocr_crcp_wrappers PRIVATE -fvisibility=default -fno-semantic-interposition)
 # For tests/scripts/crcp_wrappers.cmake.
 list(TRANSFORM MPI_C_INCLUDE_DIRS PREPEND "-I" OUTPUT_VARIABLE OCR_MPI_INCLUDE_FLAGS)
 set_target_properties(ocr_crcp_wrappers PROPERTIES
