@@ -150,6 +150,13 @@ OMPI_CR_API int ompi_cr_cs_leave(void);
  * (OMPI_CR_SNAPSHOT_DIR, else $HOME). */
 OMPI_CR_API int ompi_cr_checkpoint(void);
 
+/* An explicit safe point for MPI programs that compute for long stretches without MPI
+ * calls: a coordinated checkpoint of the job waits until every rank reaches a safe point
+ * (any MPI call is one). Call it from the thread that makes the MPI calls, outside any
+ * MPI call; while a checkpoint is pending it parks there like an MPI call would, else it
+ * returns at once (a load and a branch). No effect outside an MPI job under ompi-cr. */
+OMPI_CR_API void ompi_cr_checkpoint_point(void);
+
 /* 1 when the process runs under the ompi-cr runtime (checkpoints can happen), else 0. */
 OMPI_CR_API int ompi_cr_active(void);
 

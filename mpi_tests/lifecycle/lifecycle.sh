@@ -72,6 +72,19 @@ after_finalize)
   expect_refusal 'rank [0-9]+ has already called MPI_Finalize'
   finish "${args[@]}"
   ;;
+checkpoint_point)
+  # The ranks compute for 8 s without MPI calls but call ompi_cr_checkpoint_point(): the
+  # checkpoint must be committed while it still computes (before "compute end").
+  args=("$PROGS/phases" 0 200 0 8000)
+  start "${args[@]}"
+  wait_line '^compute start'
+  rc=0
+  timeout 120 "$BIN/ompi-checkpoint" "$job" >"$T/ckpt.out" 2>"$T/ckpt.err" || rc=$?
+  [ $rc -eq 0 ] || fail "ompi-checkpoint failed ($rc)"
+  grep -q '^Snapshot Ref\.: 0 ' "$T/ckpt.out" || fail "no Snapshot Ref. line"
+  ! grep -q '^compute end' "$T/job.out" || fail "the checkpoint waited for the end of the computation"
+  finish "${args[@]}"
+  ;;
 no_mpi)
   start /bin/sleep 4
   sleep 1.5

@@ -32,12 +32,14 @@
 #include <vector>
 
 #include "crcp/crcp_abort.h"
+#include "crcp/crcp_hooks.h"
 #include "crcp/library_footprint.h"
 #include "crcp/pmix_exchange.h"
 #include "crcp/protocol_state.h"
 #include "crcp/replay_log.h"
 #include "crcp/restored_rank.h"
 #include "crs/job_image.h"
+#include "hints/hints_internal.h"
 #include "ompi_cr/hints.h"
 #include "snapc/global_snapshot.h"
 #include "snapc/job_control.h"
@@ -519,6 +521,7 @@ __attribute__((constructor)) void coordinator_init() {
   g_co.mpirun_pid = v;
   if (const char* r = getenv("OMPI_COMM_WORLD_RANK")) g_co.env_rank = atoi(r);
   set_job_wake_hook(on_wake);
+  hints::set_safe_point_hook(ocr_crcp_safe_point);
 }
 
 }  // namespace

@@ -101,6 +101,16 @@ using ocr::hints::guarded;
 using ocr::hints::Registry;
 using ocr::hints::registry;
 
+namespace {
+std::atomic<ocr::hints::SafePointHook> g_safe_point{nullptr};
+}
+
+namespace ocr::hints {
+void set_safe_point_hook(SafePointHook hook) {
+  g_safe_point.store(hook);
+}
+}  // namespace ocr::hints
+
 extern "C" {
 
 OMPI_CR_API const char* ompi_cr_strerror(int code) {
@@ -202,6 +212,10 @@ OMPI_CR_API int ompi_cr_checkpoint(void) {
     default:
       return OMPI_CR_ERR_FAILED;
   }
+}
+
+OMPI_CR_API void ompi_cr_checkpoint_point(void) {
+  if (ocr::hints::SafePointHook hook = g_safe_point.load(std::memory_order_relaxed)) hook();
 }
 
 OMPI_CR_API int ompi_cr_active(void) {

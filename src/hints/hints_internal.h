@@ -83,5 +83,10 @@ int runtime_request_checkpoint(int* restarted);
 // True when the runtime is active in this process (agent thread running).
 bool runtime_active();
 
+// The MPI layer (libompi-cr-mpi.so) installs its safe point here for
+// ompi_cr_checkpoint_point(); null outside MPI jobs.
+using SafePointHook = void (*)();
+void set_safe_point_hook(SafePointHook hook);
+
 }  // namespace hints
 }  // namespace ocr
