@@ -13,7 +13,11 @@ add_executable(ocr_lifecycle_phases ${CMAKE_CURRENT_LIST_DIR}/lifecycle/phases.c
 set_target_properties(ocr_lifecycle_phases PROPERTIES
   OUTPUT_NAME phases RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/mpi_tests/lifecycle)
 target_link_libraries(ocr_lifecycle_phases PRIVATE MPI::MPI_C ${CMAKE_DL_LIBS})
-foreach(case before_init after_finalize no_mpi checkpoint_point)
+add_executable(ocr_lifecycle_subcomm_p2p ${CMAKE_CURRENT_LIST_DIR}/lifecycle/subcomm_p2p.c)
+set_target_properties(ocr_lifecycle_subcomm_p2p PROPERTIES
+  OUTPUT_NAME subcomm_p2p RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/mpi_tests/lifecycle)
+target_link_libraries(ocr_lifecycle_subcomm_p2p PRIVATE MPI::MPI_C)
+foreach(case before_init after_finalize no_mpi checkpoint_point subcomm)
   add_test(NAME mpi_lifecycle_${case}
            COMMAND ${OCR_BASH} ${CMAKE_CURRENT_LIST_DIR}/lifecycle/lifecycle.sh ${case}
                    $<TARGET_FILE_DIR:ompi-checkpoint> "${ocr_lc_component_dir}"

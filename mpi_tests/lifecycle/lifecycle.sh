@@ -85,6 +85,23 @@ checkpoint_point)
   ! grep -q '^compute end' "$T/job.out" || fail "the checkpoint waited for the end of the computation"
   finish "${args[@]}"
   ;;
+subcomm)
+  # Sub-communicator collectives mixed with point-to-point across them: five checkpoints
+  # in a row at varied points must all complete (never hang) and the job's output stay
+  # that of an undisturbed run.
+  NP=4
+  args=("$PROGS/subcomm_p2p" 3000 150)
+  start "${args[@]}"
+  wait_line '^iter '
+  for i in 1 2 3 4 5; do
+    rc=0
+    timeout 120 "$BIN/ompi-checkpoint" "$job" >"$T/ckpt.out" 2>"$T/ckpt.err" || rc=$?
+    [ $rc -ne 124 ] || fail "checkpoint $i hung"
+    [ $rc -eq 0 ] || fail "checkpoint $i failed ($rc)"
+    sleep 0.$((RANDOM % 5))
+  done
+  finish "${args[@]}"
+  ;;
 no_mpi)
   start /bin/sleep 4
   sleep 1.5

@@ -196,7 +196,7 @@ std::string coordinate(const JobRequest& req, double* rounds_out) {
     w.s += abort_reason;
     while (w.s.size() % 8) w.s += '\0';
     w.u64(s.ready);
-    w.u64(static_cast<uint64_t>(s.parked));
+    w.u64(s.entering);
     w.u64(s.incomplete);
     w.u64(s.drained_messages);
     w.u64(s.seqs.size());
@@ -214,6 +214,7 @@ std::string coordinate(const JobRequest& req, double* rounds_out) {
     std::unordered_map<uint64_t, uint64_t> targets;
     std::vector<std::vector<std::pair<uint64_t, uint64_t>>> seqs(static_cast<size_t>(n));
     std::vector<std::vector<uint64_t>> sent(static_cast<size_t>(n)), recv(static_cast<size_t>(n));
+    std::vector<uint64_t> entering(static_cast<size_t>(n), 0);
     int ready = 0;
     uint64_t drained = 0;
     for (int r = 0; r < n; r++) {
@@ -224,7 +225,7 @@ std::string coordinate(const JobRequest& req, double* rounds_out) {
         return rd.s.substr(rd.at, len);
       }
       ready += rd.u64() ? 1 : 0;
-      rd.u64();  // parked
+      entering[static_cast<size_t>(r)] = rd.u64();
       rd.u64();  // incomplete
       drained += rd.u64();
       uint64_t ns = rd.u64();
@@ -257,6 +258,19 @@ std::string coordinate(const JobRequest& req, double* rounds_out) {
       status_line(req.id, "cut reached after " + std::to_string(round) + " rounds, " +
                               std::to_string(drained) + " messages drained; writing images");
       return "";
+    }
+    if (!aligned) {
+      // Someone is behind. A collective whose members all wait at its entry, at its
+      // target, may start: a rank that is behind may need what they do after it (e.g.
+      // send it a message), and since all members enter, nobody falls behind on it.
+      std::unordered_map<uint64_t, int> members, waiting;
+      for (int r = 0; r < n; r++)
+        for (auto& [id, seq] : seqs[static_cast<size_t>(r)]) {
+          members[id]++;
+          if (entering[static_cast<size_t>(r)] == id && seq == targets[id]) waiting[id]++;
+        }
+      for (auto& [id, count] : waiting)
+        if (count == members[id]) targets[id]++;
     }
     agent_set_targets(targets, !aligned);
     std::string line = "coordinating: round " + std::to_string(round) + ", " +

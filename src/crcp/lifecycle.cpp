@@ -39,7 +39,10 @@ void fatal(const char* fmt, ...) {
   int initialized = 0, finalized = 0;
   PMPI_Initialized(&initialized);
   PMPI_Finalized(&finalized);
-  if (initialized && !finalized) PMPI_Abort(MPI_COMM_WORLD, 70);
+  if (proxied())
+    proxy_call(ocr::proxy::Op::kAbort, {70});  // the old library has no job
+  else if (initialized && !finalized)
+    PMPI_Abort(MPI_COMM_WORLD, 70);
   _exit(70);
 }
 
@@ -151,8 +154,9 @@ int ocr_crcp_MPI_Finalize(void) {
 }
 
 void ocr_crcp_coll_enter(MPI_Comm comm) {
-  if (checkpoint_pending()) park_here(true);
-  if (CommInfo* c = comm_lookup(comm))
+  CommInfo* c = comm_lookup(comm);
+  if (checkpoint_pending()) park_here(true, c ? c->id : 0);
+  if (c)
     bump(c->seq);
   else if (comm != MPI_COMM_NULL)
     comm_require(comm, "a collective");
@@ -217,7 +221,7 @@ int ocr_crcp_MPI_Comm_create_group(MPI_Comm comm, MPI_Group group, int tag, MPI_
   for (int w : gworld) h = comm_id_mix(h, static_cast<uint64_t>(w));
   CommInfo* pseudo =
       pseudo_comm(comm_id_mix(comm_id_mix(p->id, h), static_cast<uint64_t>(tag) + 11), gworld);
-  if (checkpoint_pending()) park_here(true);
+  if (checkpoint_pending()) park_here(true, pseudo->id);
   bump(pseudo->seq);
   int rc = PMPI_Comm_create_group(comm, group, tag, newcomm);
   if (rc != MPI_SUCCESS || *newcomm == MPI_COMM_NULL) return rc;

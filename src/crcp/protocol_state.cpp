@@ -74,11 +74,12 @@ void counters_init(int world_size) {
   }
 }
 
-void park_here(bool at_collective) {
+void park_here(bool at_collective, uint64_t entering) {
   if (g_proto.phase.load() != static_cast<int>(MpiPhase::kRunning)) return;
   std::unique_lock<std::mutex> lk(g_proto.mu);
   if (!checkpoint_pending()) return;
   g_proto.parked++;
+  if (entering) g_proto.entering = entering;
   bool term = false;
   for (;;) {
     if (!checkpoint_pending()) {
@@ -101,6 +102,7 @@ void park_here(bool at_collective) {
     lk.lock();
   }
   g_proto.parked--;
+  if (entering) g_proto.entering = 0;
   lk.unlock();
   if (term) end_rank();
 }
@@ -120,6 +122,7 @@ LocalSnapshot agent_snapshot() {
   std::lock_guard<std::mutex> lk(g_proto.mu);
   s.parked = g_proto.parked;
   s.incomplete = g_proto.incomplete;
+  s.entering = g_proto.entering;
   s.ready = g_proto.parked > 0 && g_proto.incomplete == 0 && !behind_locked();
   comm_for_each(
       [](CommInfo* c, void* arg) {

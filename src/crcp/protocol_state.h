@@ -51,6 +51,7 @@ struct ProtocolState {
   // messages to get to its collective.
   bool any_behind = false;
   int parked = 0;           // application threads in the park loop
+  uint64_t entering = 0;    // a parked thread waits at the entry of a collective on this id
   int idle = 0;             // of those, waiting outside the library (after the cut)
   uint64_t incomplete = 0;  // send and collective requests not complete at the last drain
 };
@@ -79,14 +80,17 @@ inline void count_recv(const CommInfo* c, int source) {
 void counters_init(int world_size);
 
 // The park loop (safe point with a checkpoint pending). at_collective: the thread is at
-// the entry of a collective (or another call that only completes when all members make it).
-void park_here(bool at_collective = false);
+// the entry of a collective (or another call that only completes when all members make
+// it); `entering`: the id of that communicator (0: not one the agents may release, e.g.
+// MPI_Finalize).
+void park_here(bool at_collective = false, uint64_t entering = 0);
 
 // --- agent side ----------------------------------------------------------------------
 struct LocalSnapshot {
   bool ready = false;  // parked at a safe point, not behind any target, nothing incomplete
   int parked = 0;
   uint64_t incomplete = 0;
+  uint64_t entering = 0;
   std::vector<std::pair<uint64_t, uint64_t>> seqs;  // (comm id, collectives entered)
   std::vector<uint64_t> sent, recv;                 // per world rank
   uint64_t drained_messages = 0, drained_bytes = 0;

@@ -2,7 +2,7 @@
 // ompi-cr-proxy (DESIGN.md §3, proxy mode; docs/proxy.md). One file in /dev/shm, created
 // by ompi-cr-restore before the restore, mapped by both sides:
 //
-//   Header (one page) | slot 0 data | slot 1 data | ... | message arena (sparse)
+//   Header (64 KiB) | slot 0 data | slot 1 data | ... | message arena (sparse)
 //
 // A slot carries one call at a time: the client writes the operation and its arguments,
 // bumps `req`; the server runs it and bumps `resp`. Each side spins briefly and then

@@ -10,8 +10,9 @@
 
 namespace ocr::proxy {
 
-// `proxy_exe`: path of ompi-cr-proxy. On success *channel is the channel file (the
-// restored runtime maps it; the caller removes it when the rank ends).
+// `proxy_exe`: path of ompi-cr-proxy. On success *channel is the channel file; the
+// restored runtime removes its name once it has mapped it (the proxy has it mapped by
+// then), and the caller removes it if the restore fails before that.
 bool launch_proxy(const std::string& proxy_exe, std::string* channel, pid_t* pid, std::string* err);
 
 }  // namespace ocr::proxy

@@ -5,6 +5,9 @@
 // (ompi-restart builds that command). The rank comes from OMPI_COMM_WORLD_RANK; the proxy
 // (ompi-cr-proxy, which joins the new job in this rank's place) is started first, then the
 // rank's image of snapshot N is restored with the proxy's channel handed to its runtime.
+#include <signal.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +22,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Restore a process from an ompi-cr image (in the foreground, in this process)",
                "ompi-cr-restore"};
   std::string image, job;
+  pid_t proxy = 0;
   int64_t seq = -1;
   ocr::RestoreOptions opt;
   app.add_flag("-v,--verbose", opt.verbose, "Describe the restore on stderr");
@@ -41,7 +45,6 @@ int main(int argc, char** argv) {
     image = job + "/" +
             ocr::snapc::rank_image_relpath(static_cast<uint64_t>(seq), static_cast<int>(rank));
     std::string err;
-    pid_t proxy = 0;
     if (!ocr::proxy::launch_proxy(ocr::tools::sibling_program("ompi-cr-proxy"), &opt.proxy_channel,
                                   &proxy, &err))
       ocr::tools::die("ompi-cr-restore", "rank " + std::to_string(rank) + ": " + err);
@@ -49,5 +52,11 @@ int main(int argc, char** argv) {
   std::string error;
   ocr::restore_process(image, opt, &error);
   fprintf(stderr, "ompi-cr-restore: %s\n", error.c_str());
+  if (!opt.proxy_channel.empty()) {
+    // Nothing was restored: the proxy (which may be waiting in MPI_Init for the others)
+    // must not outlive this rank, nor its channel file.
+    unlink(opt.proxy_channel.c_str());
+    if (proxy > 0) kill(proxy, SIGKILL);
+  }
   return 1;
 }
