@@ -394,6 +394,18 @@ void run_protocol(const JobRequest& req, const std::string& refusal) {
         }
         _exit(75);
       }
+      // Every rank rebuilds its communicators in its proxy first (group-collective
+      // creations); an application call that reaches a proxy still rebuilding (e.g. a
+      // communicator split, which allocates an id over the whole job) could wait for it
+      // forever. One round over PMIx: nobody resumes before everybody is ready.
+      std::vector<std::string> ready_all;
+      if (!pmix_allgather(g_co.proc, n, "ompi-cr.restored." + std::to_string(req.id), "ready",
+                          &ready_all, &why)) {
+        std::string line = "ompi-cr: restored " + rank_name() + " cannot continue: " + why + "\n";
+        if (write(2, line.data(), line.size()) < 0) { /* exiting */
+        }
+        _exit(75);
+      }
       g_co.mpirun_pid = mpirun;
       g_co.handled_id = req.id;
       // The restarted job writes its snapshots into a global snapshot directory of its own
