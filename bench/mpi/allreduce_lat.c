@@ -1,13 +1,16 @@
 /* allreduce_lat: MPI_Allreduce (MPI_SUM over doubles) latency on all ranks, 8 B .. 1 MiB;
  * per size SAMPLES timing samples of many calls each, the median sample (of the slowest
- * rank) reported. Usage: allreduce_lat [SAMPLES [MAX_BYTES]].
+ * rank) reported. Usage: allreduce_lat [--hold FILE] [SAMPLES [MAX_BYTES]];
+ * with --hold, bench_hold(FILE) (common_bench.h) runs before the measurements.
  * Output (rank 0): "size_bytes  latency_us" lines after a header. */
+#define _POSIX_C_SOURCE 200809L /* nanosleep, clock_gettime; before any system header */
 #include <stdio.h>
 
 #include "common_bench.h"
 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
+  const char* hold = bench_take_hold(&argc, argv);
   int rank, size;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
@@ -18,6 +21,7 @@ int main(int argc, char** argv) {
   double *in = malloc(sizeof(double) * max_n), *out = malloc(sizeof(double) * max_n);
   for (size_t i = 0; i < max_n; i++) in[i] = (double)(rank + i);
   double* t = malloc(sizeof(double) * (size_t)samples);
+  bench_hold(hold);
   if (rank == 0)
     printf("# allreduce_lat %d ranks: size_bytes latency_us (median of %d)\n", size, samples);
   for (size_t n = 1; n <= max_n; n *= 2) {

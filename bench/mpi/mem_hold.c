@@ -2,7 +2,11 @@
  * rank allocates MIB MiB and writes every page (non-zero, rank-specific data, so no page
  * is skipped as zero), prints "mem_hold: ready" (rank 0, once all ranks are done), then
  * makes light MPI calls (a small Allreduce every 10 ms) until the file STOP exists, and
- * finally checks its memory. Usage: mem_hold MIB STOP_FILE. */
+ * finally checks its memory. Usage: mem_hold MIB STOP_FILE.
+ * Every rank that finds more than 0.5 s (CLOCK_REALTIME: a restored process may see
+ * CLOCK_MONOTONIC continue where it stopped) between two of its loop iterations prints "mem_hold: rank R resumed at T (gap G s)" with T = CLOCK_REALTIME in
+ * seconds: the first line a rank prints after a checkpoint or a restart (the restart
+ * scenario of bench/mpi_restart_bench.sh reads T). */
 #define _POSIX_C_SOURCE 200809L /* nanosleep; before any system header */
 #include <stdint.h>
 #include <stdio.h>
@@ -32,7 +36,14 @@ int main(int argc, char** argv) {
     printf("mem_hold: ready\n");
     fflush(stdout);
   }
+  double last = bench_clock(CLOCK_REALTIME);
   for (;;) {
+    double t = bench_clock(CLOCK_REALTIME);
+    if (t - last > 0.5) {
+      printf("mem_hold: rank %d resumed at %.6f (gap %.3f s)\n", rank, t, t - last);
+      fflush(stdout);
+    }
+    last = t;
     int stop = rank == 0 && access(argv[2], F_OK) == 0, any = 0;
     MPI_Allreduce(&stop, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (any) break;

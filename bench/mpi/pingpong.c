@@ -1,7 +1,10 @@
 /* pingpong: point-to-point latency and bandwidth between ranks 0 and 1 (other ranks
  * idle in a barrier), messages of 8 B .. 4 MiB; per size SAMPLES timing samples of many
- * round trips each, the median sample reported. Usage: pingpong [SAMPLES [MAX_BYTES]].
+ * round trips each, the median sample reported.
+ * Usage: pingpong [--hold FILE] [SAMPLES [MAX_BYTES]]; with --hold, bench_hold(FILE)
+ * (common_bench.h) runs before the measurements.
  * Output (rank 0): "size_bytes  latency_us  bandwidth_MBps" lines after a header. */
+#define _POSIX_C_SOURCE 200809L /* nanosleep, clock_gettime; before any system header */
 #include <stdio.h>
 #include <string.h>
 
@@ -9,6 +12,7 @@
 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
+  const char* hold = bench_take_hold(&argc, argv);
   int rank, size;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
@@ -21,6 +25,7 @@ int main(int argc, char** argv) {
   char* buf = malloc(max_bytes);
   memset(buf, 1, max_bytes);
   double* t = malloc(sizeof(double) * (size_t)samples);
+  bench_hold(hold);
   if (rank == 0)
     printf("# pingpong %d ranks: size_bytes latency_us bandwidth_MBps (median of %d)\n", size,
            samples);
