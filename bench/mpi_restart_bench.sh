@@ -223,7 +223,7 @@ for bench in pingpong allreduce; do
       ob1_run "$bench.ob1.$r" "${prog[@]}" --hold "$W/go.always" "$SAMPLES"
     fi
   done
-  echo "one-way latency (us), median (min..max) over $ROUNDS runs; load after: $(load)"
+  echo "latency (us; pingpong: one way), median (min..max) over $ROUNDS runs; load after: $(load)"
   lat_table "$bench"
   if [ $bench = pingpong ]; then
     echo "bandwidth (MB/s):"
