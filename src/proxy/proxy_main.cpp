@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "proxy/channel.h"
+#include "proxy/pmix_round.h"
 #include "proxy/predefined.h"
 
 namespace {
@@ -39,7 +40,6 @@ std::unordered_map<int64_t, MPI_Message> g_msgs;
 int64_t g_next_id = 1;
 MPI_Group g_world_group;
 pmix_proc_t g_pmix_proc;
-uint64_t g_pmix_round = 0;
 
 [[noreturn]] void die(const char* what) {
   fprintf(stderr, "ompi-cr-proxy: %s\n", what);
@@ -361,51 +361,29 @@ void* serve_agent(void*) {
       // Same steps as the direct-mode round (src/crcp/pmix_exchange.cpp), on behalf of the
       // restored agent: Put, Commit, Fence with data collection, Get from every rank.
       std::string key(reinterpret_cast<char*>(data), static_cast<size_t>(s.a[0]));
-      pmix_value_t value;
-      PMIX_VALUE_CONSTRUCT(&value);
-      value.type = PMIX_BYTE_OBJECT;
-      value.data.bo.bytes = reinterpret_cast<char*>(data + s.a[0]);
-      value.data.bo.size = static_cast<size_t>(s.a[1]);
-      pmix_status_t rc = PMIx_Put(PMIX_GLOBAL, key.c_str(), &value);
-      if (rc == PMIX_SUCCESS) rc = PMIx_Commit();
-      if (rc == PMIX_SUCCESS) {
-        pmix_info_t info;
-        bool collect = true;
-        PMIX_INFO_CONSTRUCT(&info);
-        PMIX_INFO_LOAD(&info, PMIX_COLLECT_DATA, &collect, PMIX_BOOL);
-        rc = PMIx_Fence(nullptr, 0, &info, 1);
-        PMIX_INFO_DESTRUCT(&info);
+      std::vector<std::string> all;
+      std::string err;
+      s.rc = pmix_round(g_pmix_proc.nspace, g_hdr->size, key, data + s.a[0],
+                        static_cast<size_t>(s.a[1]), &all, &err)
+                 ? 0
+                 : -1;
+      size_t need = all.size() * 8;
+      for (const std::string& b : all) need += b.size();
+      if (s.rc == 0 && need > kSlotDataSize) {
+        s.rc = -1;
+        err = "coordination data too large for the channel";
       }
-      std::string out;
-      const int n = g_hdr->size;
-      std::vector<uint64_t> lens;
-      std::string blobs;
-      for (int r = 0; rc == PMIX_SUCCESS && r < n; r++) {
-        pmix_proc_t peer;
-        PMIX_LOAD_PROCID(&peer, g_pmix_proc.nspace, static_cast<pmix_rank_t>(r));
-        pmix_value_t* got = nullptr;
-        rc = PMIx_Get(&peer, key.c_str(), nullptr, 0, &got);
-        if (rc == PMIX_SUCCESS && got && got->type == PMIX_BYTE_OBJECT) {
-          lens.push_back(got->data.bo.size);
-          blobs.append(got->data.bo.bytes, got->data.bo.size);
-        } else if (rc == PMIX_SUCCESS) {
-          rc = PMIX_ERROR;
-        }
-        if (got) PMIX_VALUE_RELEASE(got);
-      }
-      s.rc = rc;
-      if (rc == PMIX_SUCCESS) {
-        size_t need = lens.size() * 8 + blobs.size();
-        if (need > kSlotDataSize) {
-          s.rc = PMIX_ERR_OUT_OF_RESOURCE;
-        } else {
-          memcpy(data, lens.data(), lens.size() * 8);
-          memcpy(data + lens.size() * 8, blobs.data(), blobs.size());
+      if (s.rc == 0) {
+        size_t at = all.size() * 8;
+        for (size_t r = 0; r < all.size(); r++) {
+          const uint64_t len = all[r].size();
+          memcpy(data + 8 * r, &len, 8);
+          memcpy(data + at, all[r].data(), all[r].size());
+          at += all[r].size();
         }
       } else {
-        snprintf(reinterpret_cast<char*>(data), 256, "%s", PMIx_Error_string(rc));
+        snprintf(reinterpret_cast<char*>(data), 256, "%s", err.c_str());
       }
-      g_pmix_round++;
     } else {
       s.rc = -1;
     }
