@@ -47,8 +47,11 @@ int64_t need_arena(size_t bytes) {
 }
 
 // Tests a proxy request; on completion unpacks a receive, frees the arena block.
-int proxy_test(ProxyRequest* p, int* flag, MPI_Status* status) {
-  ProxyResult res = proxy_call(Op::kTest, {p->id});
+// How long the proxy keeps testing a request a thread waits for before it answers.
+constexpr int64_t kProxyWaitUs = 2000;
+
+int proxy_test(ProxyRequest* p, int* flag, MPI_Status* status, int64_t wait_us = 0) {
+  ProxyResult res = proxy_call(Op::kTest, {p->id, wait_us});
   *flag = static_cast<int>(res.r[0]);
   if (!*flag) return res.rc;
   int64_t r[5] = {res.r[1], res.r[2], res.r[3], res.r[4], res.r[5]};
@@ -167,7 +170,7 @@ int be_send(const void* buf, int count, MPI_Datatype dt, int dest, int tag, Comm
   // Like the library's blocking send: no safe point inside (a parked receiver drains).
   for (;;) {
     int flag = 0;
-    rc = proxy_test(p, &flag, MPI_STATUS_IGNORE);
+    rc = proxy_test(p, &flag, MPI_STATUS_IGNORE, kProxyWaitUs);
     if (flag || rc != MPI_SUCCESS) return rc;
   }
 }
@@ -211,7 +214,7 @@ int be_irecv(void* buf, int count, MPI_Datatype dt, int source, int tag, CommInf
   return res.rc;
 }
 
-int be_test(MPI_Request* r, int* flag, MPI_Status* status) {
+int be_test(MPI_Request* r, int* flag, MPI_Status* status, bool waiting) {
   if (!proxied() || !be_is_proxy_request(*r)) {
     if (proxied()) {  // a request of the old library (persistent, never started again)
       *flag = 1;
@@ -228,7 +231,7 @@ int be_test(MPI_Request* r, int* flag, MPI_Status* status) {
     return PMPI_Test(r, flag, status);
   }
   progress_background();
-  int rc = proxy_test(as_proxy(*r), flag, status);
+  int rc = proxy_test(as_proxy(*r), flag, status, waiting ? kProxyWaitUs : 0);
   if (*flag) *r = MPI_REQUEST_NULL;
   return rc;
 }

@@ -32,7 +32,9 @@ int be_irecv(void* buf, int count, MPI_Datatype dt, int source, int tag, CommInf
              MPI_Request* out);
 // Completes *r (sets it to MPI_REQUEST_NULL) or leaves it; persistent requests of direct
 // mode stay allocated as the library leaves them.
-int be_test(MPI_Request* r, int* flag, MPI_Status* status);
+// waiting: the caller waits for this request alone (a blocking call), so proxy mode may
+// let the proxy wait a little for it instead of answering at once.
+int be_test(MPI_Request* r, int* flag, MPI_Status* status, bool waiting = false);
 int be_iprobe(int source, int tag, CommInfo* c, int* flag, MPI_Status* status);
 int be_improbe(int source, int tag, CommInfo* c, int* flag, MPI_Message* m, MPI_Status* status);
 int be_mrecv(void* buf, int count, MPI_Datatype dt, MPI_Message* m, MPI_Status* status);

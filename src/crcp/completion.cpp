@@ -23,12 +23,12 @@ void vreq_completed(VRequest* r, const MPI_Status& st) {
   r->counted = true;
 }
 
-bool vreq_test(VRequest* r) {
+bool vreq_test(VRequest* r, bool waiting) {
   if (r->done) return true;
   if (r->real == MPI_REQUEST_NULL) return !r->active;
   int flag = 0;
   MPI_Status st;
-  be_test(&r->real, &flag, &st);
+  be_test(&r->real, &flag, &st, waiting);
   if (flag) vreq_completed(r, st);
   return flag != 0;
 }
@@ -69,7 +69,7 @@ void wait_all_internal(VRequest** rs, int n) {
   for (;;) {
     bool all = true;
     for (int i = 0; i < n; i++)
-      if (!vreq_test(rs[i])) all = false;
+      if (!vreq_test(rs[i], n == 1)) all = false;
     if (all) break;
     if (checkpoint_pending()) {
       for (int i = 0; i < n && i < 8; i++)
@@ -97,7 +97,7 @@ int ocr_crcp_MPI_Wait(MPI_Request* request, MPI_Status* status) {
     empty_status(status);
     return MPI_SUCCESS;
   }
-  while (!vreq_test(r))
+  while (!vreq_test(r, true))
     if (checkpoint_pending()) park_here();
   return vreq_finish(r, request, status);
 }

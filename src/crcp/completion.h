@@ -23,7 +23,7 @@ inline bool status_cancelled(const MPI_Status& st) {
 // Records a completion the library reported (counts a received message once).
 void vreq_completed(VRequest* r, const MPI_Status& status);
 // True when the request's operation is complete (asks the library if needed).
-bool vreq_test(VRequest* r);
+bool vreq_test(VRequest* r, bool waiting = false);
 // Hands a completed request back to the application: copies the status, frees a
 // non-persistent request (and sets *handle to MPI_REQUEST_NULL), deactivates a persistent
 // one. Returns the operation's error code.

@@ -36,7 +36,7 @@ enum class Op : uint32_t {
   kNone = 0,
   kIsend,        // a: off, bytes, dest, tag, comm, mode(0 std, 1 sync, 2 ready) -> r0 req
   kIrecv,        // a: off, cap, source, tag, comm -> r0 req
-  kTest,         // a: req -> r0 flag, r1 source, r2 tag, r3 bytes, r4 error, r5 cancelled
+  kTest,         // a: req, wait_us -> r0 flag, r1 source, r2 tag, r3 bytes, r4 error, r5 cancelled
   kIprobe,       // a: source, tag, comm -> r0 flag, r1 source, r2 tag, r3 bytes
   kImprobe,      // a: source, tag, comm -> r0 flag, r1..r3 as Iprobe, r4 message
   kMrecv,        // a: message, off, cap -> r1..r5 as Test
@@ -106,7 +106,7 @@ inline void futex_wake_shared(std::atomic<uint32_t>* w) {
 // Waits until *w != seen: spin, then sleep (flag tells the other side to wake us).
 inline uint32_t wait_change(std::atomic<uint32_t>* w, uint32_t seen,
                             std::atomic<uint32_t>* sleeping) {
-  for (int i = 0; i < 2000; i++) {
+  for (int i = 0; i < 200; i++) {
     uint32_t v = w->load(std::memory_order_acquire);
     if (v != seen) return v;
     __builtin_ia32_pause();
