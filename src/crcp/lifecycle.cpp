@@ -183,6 +183,13 @@ void ocr_crcp_comm_created(MPI_Comm parent, MPI_Comm newcomm, int fn) {
 }
 
 void ocr_crcp_comm_freeing(MPI_Comm comm) {
+  // MPI_Comm_free is collective: counted like one, so that at a cut either every member
+  // still has the communicator or none has (a restarted job rebuilds exactly the
+  // communicators its ranks hold, with all their members).
+  CommInfo* c = comm_lookup(comm);
+  if (!c) return;
+  if (checkpoint_pending()) park_here(true, c->id);
+  bump(c->seq);
   comm_unregister(comm);
 }
 
