@@ -18,6 +18,7 @@
 #include "snapc/global_snapshot.h"
 #include "snapc/job_control.h"
 #include "tools/checkpoint_common.h"
+#include "tools/snapshot_summary.h"
 #include "tools/tool_paths.h"
 
 namespace ocr::tools::checkpoint {
@@ -45,22 +46,6 @@ double seconds_since(const timespec& start) {
 void nap_ms(long ms) {
   timespec t{0, ms * 1000 * 1000};
   nanosleep(&t, nullptr);
-}
-
-std::string human(uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    u++;
-  }
-  char b[32];
-  if (u == 0)
-    snprintf(b, sizeof b, "%llu B", static_cast<ull>(bytes));
-  else
-    snprintf(b, sizeof b, "%.1f %s", v, units[u]);
-  return b;
 }
 
 std::string local_time(double unix_seconds) {
@@ -194,7 +179,7 @@ int checkpoint_job(const Options& opt) {
   }
   if (opt.verbose) {
     printf("  %d ranks, %llu bytes written (%s), %llu messages (%llu bytes) drained, in %s\n",
-           res.nprocs, static_cast<ull>(res.bytes), human(res.bytes).c_str(),
+           res.nprocs, static_cast<ull>(res.bytes), human_bytes(res.bytes).c_str(),
            static_cast<ull>(res.drained_messages), static_cast<ull>(res.drained_bytes),
            millis(res.micros).c_str());
     if (!res.message.empty()) printf("  %s\n", res.message.c_str());
@@ -234,7 +219,7 @@ int list_snapshots(const Options& opt) {
     uint64_t bytes = 0;
     for (const ocr::snapc::RankRecord& r : s.ranks) bytes += r.bytes_written;
     printf("%-6llu %-11s %s  %10s  %s/%llu\n", static_cast<ull>(s.seq), s.kind.c_str(),
-           local_time(s.committed).c_str(), human(bytes).c_str(), gdir.c_str(),
+           local_time(s.committed).c_str(), human_bytes(bytes).c_str(), gdir.c_str(),
            static_cast<ull>(s.seq));
   }
   return 0;
