@@ -256,10 +256,12 @@ int ocr_proxy_MPI_Cart_sub(MPI_Comm comm, const int remain_dims[], MPI_Comm* new
 int ocr_proxy_MPI_Comm_free(MPI_Comm* comm) {
   CommInfo* c = comm_require(*comm, "MPI_Comm_free");
   // First the protocol's part (it may park here, and a parked rank drains every
-  // registered communicator through the proxy), then the proxy's communicator.
-  const int64_t id = c->proxy_id;
+  // registered communicator through the proxy), then the proxy's communicator. Its id is
+  // read only afterwards: if this rank was checkpointed while parked here and restarted,
+  // the communicator now lives in another proxy under another id (the CommInfo itself
+  // stays allocated after unregistering).
   ocr_crcp_comm_freeing(*comm);
-  int rc = proxy_call(Op::kCommFree, {id}).rc;
+  int rc = proxy_call(Op::kCommFree, {c->proxy_id}).rc;
   *comm = MPI_COMM_NULL;  // the old library's object (if any) is left alone: it is dead
   return rc;
 }

@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -409,7 +410,23 @@ int main(int argc, char** argv) {
   // Signals meant for the application (the checkpoint trigger) must not end the proxy.
   signal(SIGUSR1, SIG_IGN);
   signal(SIGUSR2, SIG_IGN);
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // The proxy must end with its rank. Not PR_SET_PDEATHSIG: that fires when the *thread*
+  // that forked us ends, and when ompi-cr-restore restores the image into itself (the old
+  // PID taken) that thread is replaced by the restored ones while the process lives on.
+  // A watchdog notices when the parent process is gone (we are reparented).
+  static pid_t parent = getppid();
+  pthread_t watchdog;
+  pthread_create(
+      &watchdog, nullptr,
+      [](void*) -> void* {
+        for (;;) {
+          if (getppid() != parent) _exit(1);
+          timespec ts = {0, 200 * 1000 * 1000};
+          nanosleep(&ts, nullptr);
+        }
+        return nullptr;
+      },
+      nullptr);
   int fd = open(argv[1], O_RDWR | O_CLOEXEC | O_NOFOLLOW);
   struct stat st;
   if (fd < 0 || fstat(fd, &st) != 0 || st.st_uid != geteuid() || (st.st_mode & 077))
