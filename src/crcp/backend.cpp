@@ -6,6 +6,7 @@
 #include <mutex>
 #include <vector>
 
+#include "crcp/completion.h"
 #include "crcp/crcp_abort.h"
 #include "crcp/proxy_client.h"
 
@@ -219,13 +220,7 @@ int be_test(MPI_Request* r, int* flag, MPI_Status* status, bool waiting) {
     if (proxied()) {  // a request of the old library (persistent, never started again)
       *flag = 1;
       *r = MPI_REQUEST_NULL;
-      if (status != MPI_STATUS_IGNORE) {
-        status->MPI_SOURCE = MPI_ANY_SOURCE;
-        status->MPI_TAG = MPI_ANY_TAG;
-        status->MPI_ERROR = MPI_SUCCESS;
-        PMPI_Status_set_elements_x(status, MPI_BYTE, 0);
-        PMPI_Status_set_cancelled(status, 0);
-      }
+      empty_status(status);
       return MPI_SUCCESS;
     }
     return PMPI_Test(r, flag, status);
